@@ -1,0 +1,33 @@
+"""The end-to-end recipe as an ordered list of stages for the stage runner (data_specs.stages).
+
+Each stage is added here as its package lands; `PLANNED` names the whole recipe so `glamkit run` can say what
+exists and what is still to come.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from data_specs.stages import RunLayout, Stage
+
+# The GLaM recipe, in order: (stage, what it does). A stage is listed in `build_stages` once it is implemented.
+PLANNED: tuple[tuple[str, str], ...] = (
+    ("sources", "fetch the packaged corpora and read every source into document records"),
+    ("classifier", "train and evaluate the hashed linear quality classifier"),
+    ("curate", "normalise, filter, dedup, score and Pareto-sample documents (Beam)"),
+    ("tokenizer", "train the SentencePiece tokenizer on a weighted sample"),
+    ("mix", "sample the weighted mixture into Arrow token shards (Beam)"),
+    ("report", "write the mixture stats report (report.json, report.html)"),
+    ("train", "train the GLaM model on the shards (JAX)"),
+    ("eval", "evaluate the trained model on held-out tasks"),
+)
+
+
+def build_stages(mixture_spec: str | Path) -> list[Stage]:
+    """The implemented stages of the recipe for a mixture spec, in order."""
+    del mixture_spec  # no stage is implemented yet: the foundation provides the runner and the run layout
+    return []
+
+
+def layout(run_dir: str | Path, mixture_spec: str | Path) -> RunLayout:
+    return RunLayout(Path(run_dir), build_stages(mixture_spec))

@@ -1,0 +1,1 @@
+"""Training: shard streaming, optimizer, loop, checkpoints, device meshes. Never imports Beam."""
