@@ -117,9 +117,12 @@ class TokenizerSpec:
     model_type: Literal["unigram", "bpe"] = "unigram"
     vocab_size: int = 256_000  # the paper's; small in the demo
     pretrained: str | None = None  # kind=pretrained: a SentencePiece .model path or a source name
-    sample_documents: int = 100_000  # documents sampled (by mixture weight) to train on
+    sample_documents: int = 100_000  # text pieces sampled (by mixture weight) to train on; long documents are
+    # cut into pieces of `piece_chars` on line boundaries, so a whole book is many pieces, not one
+    piece_chars: int = 2000
     character_coverage: float = 0.9999
     byte_fallback: bool = True  # unknown characters become bytes, never <unk>
+    hard_vocab_limit: bool = True  # false: a sample too small for vocab_size gives a smaller vocabulary, no error
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,8 @@ class MixingSpec:
     budget_tokens: int = 1_600_000_000_000  # training tokens the shards hold; with the weights, sets epochs
     sequences_per_shard: int = 1024
     validation_fraction: float = 0.01  # documents split off by uniform(doc_id, seed, "split")
+    exact_tokens: bool = True  # calibrate each component's keep threshold on token counts (target hit within half
+    # a document); false: the plain rule, threshold = frac(rate)
 
 
 @dataclass(frozen=True)
@@ -197,7 +202,8 @@ class ClassifierSpec:
     seed: int = 0
     heldout_fraction: float = 0.2  # of groups, by uniform(group, seed, "classifier-split")
     balance: bool = True  # subsample the larger class to the smaller one's size
-    group_key: str = "group"  # meta key that names a document's group (work, site, newsgroup, debate)
+    group_key: str = "group"  # meta key naming a document's group (work, site, newsgroup, debate), or
+    # "url_directory": a web page's host + folder (a site section), other documents' meta["group"]
     max_chars: int = 20_000  # characters of each document fed to the model
     fasttext: FastTextParams = field(default_factory=FastTextParams)
     sklearn: SklearnParams = field(default_factory=SklearnParams)
@@ -217,6 +223,7 @@ class OptimizerSpec:
     beta2_cap: float = 0.99
     clipping_threshold: float = 1.0  # Adafactor update clipping
     factored: bool = True  # factored second moments
+    multiply_by_parameter_scale: bool = True  # Adafactor step relative to each parameter block's RMS
     weight_decay: float = 0.0
     adam_b1: float = 0.9  # adamw only
     adam_b2: float = 0.95  # adamw only
@@ -243,6 +250,7 @@ class MeshSpec:
 class CheckpointSpec:
     every: int = 100  # steps between checkpoints (and one on SIGTERM)
     keep: int = 3  # last K kept
+    verify: Literal["sha256", "size"] = "sha256"  # how a restore checks each file against the save's record
 
 
 @dataclass(frozen=True)
@@ -267,6 +275,7 @@ class TrainSpec:
     skip_nonfinite: bool = True  # skip (and count) steps whose gradients hold NaN/Inf
     rollback_spike_factor: float | None = None  # restore the last checkpoint if loss > factor x its recent mean
     activation_dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    peak_flops_per_device: float | None = None  # for MFU; None: a table of known GPUs/TPUs (CPU: estimated)
 
 
 # -------------------------------------------------------------------------------------------------------- tasks

@@ -222,7 +222,7 @@ def _stage_logger(run_dir: Path, name: str) -> logging.Logger:
         handler = logging.FileHandler(logs / f"{name}.log", encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
-    log.propagate = True
+    log.propagate = False  # the console gets what stages print; the details stay in the file
     return log
 
 

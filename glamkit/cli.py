@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from data_specs.errors import GlamkitError
 
 # Modules that add subcommands: each has `register(subparsers)` and imports nothing heavy at module level.
-COMMAND_MODULES: tuple[str, ...] = ("glamkit.commands",)
+COMMAND_MODULES: tuple[str, ...] = ("glamkit.commands", "pipelines.cli", "pipelines.classifier_cli", "model.cli")
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

@@ -6,6 +6,7 @@ exists and what is still to come.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from data_specs.stages import RunLayout, Stage
@@ -13,6 +14,7 @@ from data_specs.stages import RunLayout, Stage
 # The GLaM recipe, in order: (stage, what it does). A stage is listed in `build_stages` once it is implemented.
 PLANNED: tuple[tuple[str, str], ...] = (
     ("sources", "fetch the packaged corpora and read every source into document records"),
+    ("tasks", "build evaluation tasks from documents held out before curation"),
     ("classifier", "train and evaluate the hashed linear quality classifier"),
     ("curate", "normalise, filter, dedup, score and Pareto-sample documents (Beam)"),
     ("tokenizer", "train the SentencePiece tokenizer on a weighted sample"),
@@ -25,8 +27,24 @@ PLANNED: tuple[tuple[str, str], ...] = (
 
 def build_stages(mixture_spec: str | Path) -> list[Stage]:
     """The implemented stages of the recipe for a mixture spec, in order."""
-    del mixture_spec  # no stage is implemented yet: the foundation provides the runner and the run layout
-    return []
+    from data_specs import specs
+    from eval.stage import tasks_stage
+    from pipelines.classifier_job import classifier_stage
+    from pipelines.sources_stage import sources_stage
+
+    mixture = specs.load("mixtures", mixture_spec)
+    stages = [
+        sources_stage(mixture_spec),
+        Stage("tasks", partial(tasks_stage, mixture_spec=mixture_spec), needs=("sources",), version="1",
+              config={"seed": mixture.seed, "eval_holdout_fraction": mixture.eval_holdout_fraction},
+              description="built-in eval tasks from held-out documents"),
+    ]
+    if mixture.quality is not None:
+        clf = specs.load("classifier", mixture.quality.classifier)
+        stages.append(Stage("classifier", partial(classifier_stage, classifier_spec=mixture.quality.classifier),
+                            config=clf, needs=("sources",), version="1",
+                            description="quality classifier: train, eval.json, eval.png"))
+    return stages
 
 
 def layout(run_dir: str | Path, mixture_spec: str | Path) -> RunLayout:

@@ -10,14 +10,19 @@ from model.presets import PAPER_PARAMS, PRESETS, get_config
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `model` command group (currently: `info`) to a top-level argparse parser."""
-    model = subparsers.add_parser("model", help="GLaM model presets and their sizes")
+    model = subparsers.add_parser(
+        "model", help="GLaM model presets and their sizes",
+        description="GLaM model presets: the paper's sizes and tiny CPU ones.",
+        epilog="Example:\n  glamkit model info glam-1.7b-64e\n  glamkit model info tiny-moe --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = model.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
     info = sub.add_parser(
         "info",
         help="parameter and FLOP counts of a preset (computed from shapes; nothing is allocated)",
         description="Print total and activated parameter counts and training FLOPs per token of a preset, "
                     "next to the GLaM paper's counts where it has a row.",
-        epilog="example: glamkit model info glam-8b-64e --json\npresets: " + ", ".join(PRESETS),
+        epilog="Example:\n  glamkit model info glam-8b-64e --json\npresets: " + ", ".join(PRESETS),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     info.add_argument("preset", help="preset name, e.g. tiny-moe or glam-1.7b-64e")

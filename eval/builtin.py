@@ -1,0 +1,152 @@
+"""Built-in tasks made from held-out real text, so a study can evaluate without downloading benchmarks.
+
+Documents are held out at the source level, before curation (`is_eval_holdout`: uniform(doc_id, seed,
+"eval-holdout") < fraction), so they reach no training mixture whatever the filter; the curate job drops them with
+reason `eval_holdout` and its decontamination stage runs against these tasks. Each task has a `test` split and a
+`train` split for few-shot demonstrations, split by document, never by example.
+
+- `heldout`: whole documents, per component (loglikelihood_rolling: bits per byte, perplexity).
+- `lambada-books`: a book passage without its last word; generate the word (LAMBADA-style cloze, exact match).
+- `next-sentence`: a news/Wikipedia passage; pick its true next sentence among sentences of other documents
+  (HellaSwag-style rank classification).
+- `wiki-cloze`: a Wikipedia sentence cut before a content word; pick the word among words from other articles.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from data_specs.hashing import uniform
+from data_specs.records import Document
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
+_WORD = re.compile(r"^[A-Za-z]{3,}$")
+PER_DOC = 3  # examples taken from one news/Wikipedia document at most, so no document dominates a task
+PER_BOOK = 40  # a held-out book is long: more passages from each
+FEWSHOT_FRACTION = 0.2
+
+
+def is_eval_holdout(doc_id: str, seed: int, fraction: float) -> bool:
+    return fraction > 0 and uniform(doc_id, seed, "eval-holdout") < fraction
+
+
+def _split_of(doc_id: str, seed: int) -> str:
+    return "train" if uniform(doc_id, seed, "eval-fewshot") < FEWSHOT_FRACTION else "test"
+
+
+def _sentences(text: str) -> list[str]:
+    flat = " ".join(text.split())
+    return [s.strip() for s in _SENTENCE.split(flat) if len(s.split()) >= 4]
+
+
+def heldout_examples(doc: Document, seed: int, max_chars: int = 20_000) -> list[dict[str, Any]]:
+    return [{"text": doc.text[:max_chars], "component": doc.component, "doc_id": doc.id}]
+
+
+def lambada_examples(doc: Document, seed: int, words: int = 80) -> list[dict[str, Any]]:
+    """Passages of about `words` words ending a sentence; the target is the passage's last word."""
+    sentences = _sentences(doc.text)
+    out, passage = [], []
+    for sentence in sentences:
+        passage.append(sentence)
+        text = " ".join(passage)
+        if len(text.split()) < words:
+            continue
+        head, _, last = text.rstrip(".!?\"' ").rpartition(" ")
+        if _WORD.match(last) and len(head.split()) >= words // 2:
+            out.append({"context": head, "target": last, "doc_id": doc.id})
+        passage = []
+    out.sort(key=lambda ex: uniform(ex["context"][-60:], seed, "lambada-pick"))
+    return out[:PER_BOOK]
+
+
+def _pick(pool: Sequence[str], k: int, key: str, seed: int, purpose: str, exclude: str) -> list[str]:
+    ranked = sorted((p for p in pool if p != exclude), key=lambda p: uniform(f"{key}|{p}", seed, purpose))
+    return ranked[:k]
+
+
+def next_sentence_examples(doc: Document, seed: int, distractor_pool: Sequence[str],
+                           context_sentences: int = 3, choices: int = 4) -> list[dict[str, Any]]:
+    sentences = _sentences(doc.text)
+    out = []
+    for start in range(0, len(sentences) - context_sentences, context_sentences + 1):
+        context = " ".join(sentences[start : start + context_sentences])
+        true = sentences[start + context_sentences]
+        others = _pick(distractor_pool, choices - 1, f"{doc.id}:{start}", seed, "next-sentence", true)
+        label = int(uniform(f"{doc.id}:{start}", seed, "next-sentence-label") * choices)
+        options = others[:label] + [true] + others[label:]
+        out.append({"context": context, "choices": options, "label": label, "doc_id": doc.id})
+        if len(out) == PER_DOC:
+            break
+    return out
+
+
+def wiki_cloze_examples(doc: Document, seed: int, word_pool: Sequence[str], choices: int = 4
+                        ) -> list[dict[str, Any]]:
+    out = []
+    for i, sentence in enumerate(_sentences(doc.text)):
+        words = sentence.split()
+        cut = len(words) // 2 + int(uniform(f"{doc.id}:{i}", seed, "cloze-cut") * (len(words) // 2))
+        if cut >= len(words) or not _WORD.match(words[cut]) or len(words[cut]) < 5 or cut < 4:
+            continue
+        answer = words[cut]
+        others = _pick(word_pool, choices - 1, f"{doc.id}:{i}", seed, "cloze", answer)
+        label = int(uniform(f"{doc.id}:{i}", seed, "cloze-label") * choices)
+        out.append({"context": " ".join(words[:cut]), "choices": others[:label] + [answer] + others[label:],
+                    "label": label, "doc_id": doc.id})
+        if len(out) == PER_DOC:
+            break
+    return out
+
+
+def build_tasks(docs: Iterable[Document], seed: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """task -> split -> examples, from held-out documents (already selected by is_eval_holdout)."""
+    docs = sorted(docs, key=lambda d: d.id)
+    sentences = sorted({s for d in docs if d.component in ("news", "wikipedia") for s in _sentences(d.text)})
+    words = sorted({w for d in docs if d.component == "wikipedia" for w in d.text.split()
+                    if _WORD.match(w) and len(w) >= 5})
+    tasks: dict[str, dict[str, list[dict[str, Any]]]] = {
+        name: {"test": [], "train": []} for name in ("heldout", "lambada-books", "next-sentence", "wiki-cloze")
+    }
+    for doc in docs:
+        split = _split_of(doc.id, seed)
+        tasks["heldout"][split] += heldout_examples(doc, seed)
+        if doc.component == "books":
+            tasks["lambada-books"][split] += lambada_examples(doc, seed)
+        if doc.component in ("news", "wikipedia"):
+            tasks["next-sentence"][split] += next_sentence_examples(doc, seed, sentences)
+        if doc.component == "wikipedia":
+            tasks["wiki-cloze"][split] += wiki_cloze_examples(doc, seed, words)
+    return tasks
+
+
+def write_tasks(tasks: Mapping[str, Mapping[str, list[dict[str, Any]]]], root: Path) -> dict[str, dict[str, int]]:
+    """One folder per task with `<split>.jsonl` (sorted keys, no timestamps: byte-stable)."""
+    counts = {}
+    for name, splits in tasks.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        counts[name] = {}
+        for split, examples in splits.items():
+            with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as f:
+                for ex in examples:
+                    f.write(json.dumps(ex, ensure_ascii=False, sort_keys=True) + "\n")
+            counts[name][split] = len(examples)
+    return counts
+
+
+def task_texts(root: Path) -> Iterable[tuple[str, str]]:
+    """(task, text) for every example of every built task: what decontamination compares training text with."""
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        for file in sorted(folder.glob("*.jsonl")):
+            with open(file, encoding="utf-8") as f:
+                for line in f:
+                    ex = json.loads(line)
+                    parts = [ex.get("text"), ex.get("context"), ex.get("target")]
+                    if "choices" in ex and "label" in ex:
+                        parts.append(ex["choices"][ex["label"]])
+                    yield folder.name, " ".join(p for p in parts if p)

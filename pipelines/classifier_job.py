@@ -1,0 +1,158 @@
+"""Train, evaluate and apply the quality classifier on a run's source documents (plain Python: no Beam needed)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data_specs.errors import GlamkitError
+from data_specs.hashing import hash_value
+from data_specs.loader import to_plain
+from data_specs.records import Document, read_documents, write_jsonl_gz, write_parquet
+from data_specs.specs import ClassifierSpec, KeepRuleSpec
+from data_specs.stages import StageContext
+from filters.classifier_data import Example, SplitSets, build_sets
+from filters.classifier_eval import binary_metrics, leave_one_source_out
+from filters.keep import apply_keep_rule, keep_probability
+from filters.quality import QualityClassifier, load_classifier, new_classifier
+
+HIST_BINS = 20
+
+
+def source_files(run_dir: Path) -> dict[str, Path]:
+    """source name -> its document file in RUN/sources/ (or in `run_dir` itself if it is a sources folder)."""
+    folder = Path(run_dir) / "sources"
+    if not folder.is_dir() and (Path(run_dir) / "stats.json").exists():
+        folder = Path(run_dir)
+    files = {}
+    for path in sorted(folder.glob("*.jsonl.gz")) + sorted(folder.glob("*.parquet")):
+        files.setdefault(path.name.split(".")[0], path)
+    if not files:
+        raise GlamkitError(f"{folder}: no source documents (run `glamkit sources read --run {run_dir}` first)")
+    return files
+
+
+def load_sources(run_dir: Path, names: Iterable[str] | None = None) -> dict[str, list[Document]]:
+    files = source_files(run_dir)
+    wanted = sorted(files) if names is None else sorted(set(names))
+    missing = [n for n in wanted if n not in files]
+    if missing:
+        raise GlamkitError(f"{run_dir}/sources: no documents for {', '.join(missing)} (have: {', '.join(files)})")
+    return {n: list(read_documents(files[n])) for n in wanted}
+
+
+def classifier_stage(ctx: StageContext, classifier_spec: str | Path) -> dict[str, Any]:
+    """The recipe's `classifier` stage: train on RUN/sources, evaluate, print the held-out metrics."""
+    from data_specs import specs
+    from pipelines.classifier_cli import format_eval
+
+    spec = specs.load("classifier", classifier_spec)
+    docs = load_sources(ctx.upstream["sources"])
+    train(spec, docs, ctx.out)
+    result = evaluate(spec, ctx.out, docs, ctx.out)
+    print(f"classifier {spec.name} ({spec.backend}):\n{format_eval(result)}")
+    return {k: result[k] for k in ("roc_auc", "pr_auc", "f1", "keep_rate", "leave_one_source_out_roc_auc")}
+
+
+def _fit(spec: ClassifierSpec, examples: list[Example]) -> QualityClassifier:
+    clf = new_classifier(spec.backend, spec.fasttext, spec.sklearn, spec.max_chars, spec.seed)
+    return clf.fit([e.text for e in examples], [e.label for e in examples])
+
+
+def train(spec: ClassifierSpec, docs_by_source: Mapping[str, list[Document]], out_dir: Path) -> dict[str, Any]:
+    """Fit on the training groups, measure on the held-out groups, save model + sidecar. Returns held-out metrics."""
+    sets = build_sets(spec, docs_by_source)
+    clf = _fit(spec, sets.train)
+    heldout = binary_metrics([e.label for e in sets.heldout], clf.score([e.text for e in sets.heldout]))
+    clf.save(out_dir, metadata={
+        "spec": spec.name,
+        "spec_hash": hash_value(to_plain(spec)),
+        "training": {
+            "train_documents": len(sets.train),
+            "heldout_documents": len(sets.heldout),
+            "heldout_groups": len({e.group for e in sets.heldout}),
+            "heldout": heldout,
+        },
+    })
+    return heldout
+
+
+def evaluate(
+    spec: ClassifierSpec, model_dir: Path, docs_by_source: Mapping[str, list[Document]], out_dir: Path
+) -> dict[str, Any]:
+    """Write eval.json and eval.png: held-out metrics, leave-one-source-out AUCs, per-component score histograms
+    and keep rates (every component, including those the model never trained on)."""
+    clf = load_classifier(model_dir)
+    sets = build_sets(spec, docs_by_source)
+    heldout_scores = clf.score([e.text for e in sets.heldout])
+    result: dict[str, Any] = binary_metrics([e.label for e in sets.heldout], heldout_scores)
+    result["leave_one_source_out_roc_auc"] = leave_one_source_out(sets, lambda ex: _fit(spec, ex).score)
+    result["components"] = score_components(clf, spec.keep, docs_by_source)
+    result["keep_rate"] = {c: v["keep_rate"] for c, v in result["components"].items()}
+    result["keep_rule"] = to_plain(spec.keep)
+    result["roc_curve"] = _roc_points(sets, heldout_scores)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "eval.json").write_text(json.dumps(result, sort_keys=True, indent=2) + "\n")
+    from pipelines.classifier_plot import plot_eval
+
+    plot_eval(result, out_dir / "eval.png")
+    return result
+
+
+def score_components(
+    clf: QualityClassifier, keep: KeepRuleSpec, docs_by_source: Mapping[str, list[Document]]
+) -> dict[str, dict[str, Any]]:
+    by_component: dict[str, list[Document]] = {}
+    for docs in docs_by_source.values():
+        for doc in docs:
+            by_component.setdefault(doc.component, []).append(doc)
+    out = {}
+    for component, docs in sorted(by_component.items()):
+        ids = [d.id for d in docs]
+        scores = clf.score([d.text for d in docs])
+        kept = apply_keep_rule(keep, ids, scores)
+        hist, _ = np.histogram(scores, bins=HIST_BINS, range=(0.0, 1.0))
+        out[component] = {
+            "documents": len(docs),
+            "mean_score": float(scores.mean()),
+            "keep_rate": float(kept.mean()),
+            "expected_keep_rate": float(keep_probability(scores, keep.alpha).mean()) if keep.kind == "pareto" else None,
+            "histogram": hist.tolist(),
+        }
+    return out
+
+
+def _roc_points(sets: SplitSets, scores: np.ndarray) -> dict[str, list[float]]:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve([e.label for e in sets.heldout], scores)
+    return {"fpr": [round(float(x), 6) for x in fpr], "tpr": [round(float(x), 6) for x in tpr]}
+
+
+def score_file(model_dir: Path, in_path: Path, out_path: Path, batch: int = 512) -> int:
+    """Score a JSONL/Parquet file of document records; the score goes into meta['quality_score']."""
+    clf = load_classifier(model_dir)
+
+    def scored() -> Iterable[Document]:
+        chunk: list[Document] = []
+        for doc in read_documents(in_path):
+            chunk.append(doc)
+            if len(chunk) == batch:
+                yield from _with_scores(clf, chunk)
+                chunk = []
+        yield from _with_scores(clf, chunk)
+
+    writer = write_parquet if str(out_path).endswith(".parquet") else write_jsonl_gz
+    return writer(out_path, scored())
+
+
+def _with_scores(clf: QualityClassifier, docs: list[Document]) -> Iterable[Document]:
+    if not docs:
+        return
+    for doc, score in zip(docs, clf.score([d.text for d in docs]), strict=True):
+        meta = {**doc.meta, "quality_score": f"{float(score):.6f}"}
+        yield Document(doc.id, doc.component, doc.source, doc.text, doc.url, meta)

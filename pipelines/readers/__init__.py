@@ -1,0 +1,41 @@
+"""Readers: plain generators `read_x(path, ctx) -> Iterator[Document]`, one per input format.
+
+Source specs name a reader by its key in `READERS`. Every reader streams (memory bounded by one document), works
+on local paths and on any filesystem Beam supports, and counts what it cannot read in `ctx.errors` / `ctx.skipped`.
+
+    from pipelines.readers import READERS, ReadContext
+    ctx = ReadContext(source="my-wiki", component="wikipedia")
+    for doc in READERS["mediawiki"]("enwiki-pages-articles.xml.bz2", ctx):
+        ...
+    print(ctx.errors, ctx.skipped)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from data_specs.records import Document
+from pipelines.readers.base import ReadContext
+from pipelines.readers.books import read_gutenberg
+from pipelines.readers.mediawiki import multistream_ranges, read_mediawiki
+from pipelines.readers.records import read_records
+from pipelines.readers.tabular import read_dialog_csv, read_news_csv, read_text_lines
+from pipelines.readers.usenet import read_usenet_files, read_usenet_pickle
+from pipelines.readers.web import read_html_file, read_warc
+
+Reader = Callable[[str, ReadContext], Iterator[Document]]
+
+READERS: dict[str, Reader] = {
+    "mediawiki": read_mediawiki,
+    "gutenberg": read_gutenberg,
+    "text_lines": read_text_lines,
+    "news_csv": read_news_csv,
+    "dialog_csv": read_dialog_csv,
+    "usenet_pickle": read_usenet_pickle,
+    "usenet_files": read_usenet_files,
+    "warc": read_warc,
+    "html_dir": read_html_file,
+    "records": read_records,
+}
+
+__all__ = ["READERS", "ReadContext", "Reader", "multistream_ranges", *sorted(f.__name__ for f in READERS.values())]

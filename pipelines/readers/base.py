@@ -1,0 +1,166 @@
+"""What every reader shares: the read context (counts of what could not be read, and why) and file opening.
+
+A reader is a plain generator `read_x(path, ctx) -> Iterator[Document]`: usable in a loop, a test or a Beam DoFn.
+Whatever it cannot turn into a document it counts in `ctx.errors` (bad input) or `ctx.skipped` (by design: redirects,
+non-article pages, non-HTML responses) under a reason, and logs the file and byte offset, so nothing is lost silently.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import logging
+import os
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from data_specs.errors import GlamkitError
+from data_specs.records import Document, make_doc_id
+
+log = logging.getLogger("glamkit.readers")
+
+# What a damaged compressed stream raises while it is read: truncation (EOFError), corrupt data (OSError, zlib.error).
+DECOMPRESS_ERRORS: tuple[type[BaseException], ...] = (EOFError, OSError, zlib.error)
+MiB = 1 << 20
+LOGGED_PER_REASON = 5
+
+
+@dataclass
+class ReadContext:
+    """Per-source reading state: the source's name and component, its reader options, and the tallies."""
+
+    source: str
+    component: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    roots: tuple[str, ...] = ()  # static prefixes of the source's globs, for relative names (urls, groups)
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def opt(self, name: str, default: Any = None) -> Any:
+        return self.options.get(name, default)
+
+    def error(self, reason: str, where: str, detail: str = "") -> None:
+        """Count bad input under `reason` and log where it was (file, byte offset or line)."""
+        self.errors[reason] += 1
+        n = self.errors[reason]
+        if n <= LOGGED_PER_REASON:  # the first few of each reason, with file and offset; the rest are counted
+            more = " (further ones counted, not logged)" if n == LOGGED_PER_REASON else ""
+            log.warning("%s: %s: %s%s%s", self.source, where, reason, f" ({detail})" if detail else "", more)
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+
+    def relative(self, path: str) -> str:
+        """`path` relative to the glob root it was found under (its basename if none matches)."""
+        for root in sorted(self.roots, key=len, reverse=True):
+            if root and path.startswith(root.rstrip("/") + "/"):
+                return path[len(root.rstrip("/")) + 1 :]
+        return path.rsplit("/", 1)[-1]
+
+    def document(self, locator: str, text: str, url: str | None = None, **meta: str | None) -> Document:
+        clean = {k: v for k, v in meta.items() if v is not None and v != ""}
+        return Document(make_doc_id(self.source, locator), self.component, self.source, text, url, clean)
+
+    def decode(self, data: bytes, where: str, encoding: str = "utf-8") -> str:
+        """Decode text; invalid bytes become U+FFFD and the document is counted as `invalid_utf8_replaced`."""
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            self.error("invalid_utf8_replaced", f"{where} at byte {exc.start}", exc.reason)
+            return data.decode(encoding, errors="replace")
+        except LookupError:
+            return self.decode(data, where)
+
+
+# ------------------------------------------------------------------------------------------------------- files
+def is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+def open_raw(path: str) -> IO[bytes]:
+    """Open a file for binary reading: local, or any filesystem Apache Beam supports (gs://, s3://, hdfs://)."""
+    if is_remote(path):
+        from apache_beam.io.filesystem import CompressionTypes
+        from apache_beam.io.filesystems import FileSystems
+
+        try:  # Beam must not decompress: the readers handle compression and report where it breaks
+            return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+        except Exception as exc:
+            raise GlamkitError(f"{path}: cannot open: {exc}") from exc
+    local = path.removeprefix("file://")
+    try:
+        return open(local, "rb")
+    except FileNotFoundError:
+        raise GlamkitError(f"{local}: file not found") from None
+    except IsADirectoryError:
+        raise GlamkitError(f"{local}: is a directory, expected a file") from None
+
+
+def file_size(path: str) -> int | None:
+    if is_remote(path):
+        from apache_beam.io.filesystems import FileSystems
+
+        try:
+            return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
+        except Exception:
+            return None
+    try:
+        return os.path.getsize(path.removeprefix("file://"))
+    except FileNotFoundError:
+        raise GlamkitError(f"{path}: file not found") from None
+
+
+def decompressing(raw: IO[bytes], path: str) -> IO[bytes]:
+    """Wrap `raw` in a decompressor chosen by suffix (.gz, .bz2; concatenated streams included)."""
+    if path.endswith(".gz"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+    if path.endswith(".bz2"):
+        return bz2.BZ2File(raw, mode="rb")  # type: ignore[return-value]
+    return raw
+
+
+@contextmanager
+def open_stream(path: str) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
+    """(decompressed stream, raw file): the raw file's tell() gives byte offsets for error messages."""
+    raw = open_raw(path)
+    try:
+        yield decompressing(raw, path), raw
+    finally:
+        raw.close()
+
+
+def offset(raw: IO[bytes]) -> str:
+    try:
+        return f"byte {raw.tell()}"
+    except (OSError, ValueError):
+        return "unknown offset"
+
+
+def check_size(path: str, ctx: ReadContext, limit: int) -> bool:
+    """False (and counted) for an empty file or one over `limit` bytes that would be one document."""
+    size = file_size(path)
+    if size == 0:
+        ctx.error("empty_file", path)
+        return False
+    if size is not None and size > limit:
+        ctx.error("too_large", path, f"{size} bytes > limit {limit}")
+        return False
+    return True
+
+
+def read_limited(stream: IO[bytes], limit: int) -> bytes | None:
+    """Read a whole (decompressed) stream, or None if it exceeds `limit` bytes (a bomb or an oversized document)."""
+    data = stream.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def stem(path: str) -> str:
+    name = Path(path.rsplit("/", 1)[-1]).name
+    for suffix in (".gz", ".bz2"):
+        name = name.removesuffix(suffix)
+    return name.rsplit(".", 1)[0] if "." in name else name

@@ -1,0 +1,201 @@
+"""Line and table formats: one document per line, CSV news articles, and dialog CSVs grouped into conversations.
+
+CSV may be plain, gzip'd or inside a zip (every `.csv` member, in name order). Rows stream; the only exception is
+a dialog file whose turns are not stored conversation by conversation (`group_consecutive: false`), which must be
+held in memory to be grouped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import sys
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from itertools import groupby
+from typing import IO
+from urllib.parse import urlsplit
+
+from data_specs.records import Document
+from pipelines.readers.base import DECOMPRESS_ERRORS, MiB, ReadContext, check_size, offset, open_stream
+
+csv.field_size_limit((1 << 31) - 1)
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def _unescape(value: str) -> str:
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def read_text_lines(path: str, ctx: ReadContext) -> Iterator[Document]:
+    """One document per non-blank line. Options: `group` (meta group for every line; default the source name),
+    `max_doc_bytes` (default 64 MiB; longer lines are counted `too_large`)."""
+    if not check_size(path, ctx, sys.maxsize):
+        return
+    limit = int(ctx.opt("max_doc_bytes", 64 * MiB))
+    group = ctx.opt("group", ctx.source)
+    name = ctx.relative(path)
+    with open_stream(path) as (stream, raw):
+        lineno = 0
+        try:
+            while True:
+                line = stream.readline(limit + 1)
+                if not line:
+                    break
+                lineno += 1
+                if len(line) > limit and not line.endswith(b"\n"):
+                    ctx.error("too_large", f"{path}:{lineno}", f"line over {limit} bytes")
+                    while line and not line.endswith(b"\n"):  # skip the rest of the line, chunk by chunk
+                        line = stream.readline(limit)
+                    continue
+                text = ctx.decode(line, f"{path}:{lineno}").strip()
+                if text:
+                    yield ctx.document(f"{name}:{lineno}", text, None, group=group, line=str(lineno))
+        except DECOMPRESS_ERRORS as exc:
+            ctx.error("truncated", f"{path} at {offset(raw)} (after line {lineno})", str(exc))
+
+
+@contextmanager
+def _csv_members(path: str) -> Iterator[list[tuple[str, IO[bytes]]]]:
+    with open_stream(path) as (stream, raw):
+        if path.endswith(".zip"):
+            data = raw if raw.seekable() else io.BytesIO(raw.read())
+            with zipfile.ZipFile(data) as zf:
+                names = sorted(n for n in zf.namelist() if n.lower().endswith((".csv", ".tsv")))
+                yield [(n, zf.open(n)) for n in names]
+        else:
+            yield [("", stream)]
+
+
+def iter_csv_rows(path: str, ctx: ReadContext) -> Iterator[tuple[str, int, dict[str, str]]]:
+    """(member, row number, row) for every row of every CSV member; bad rows and damaged streams are counted."""
+    if not check_size(path, ctx, sys.maxsize):
+        return
+    delimiter = ctx.opt("delimiter", ",")
+    try:
+        with _csv_members(path) as members:
+            for member, binary in members:
+                text = io.TextIOWrapper(binary, encoding=ctx.opt("encoding", "utf-8"), errors="surrogateescape",
+                                        newline="")
+                reader = csv.DictReader(text, delimiter=delimiter)
+                rowno = 0
+                while True:
+                    try:
+                        row = next(reader)
+                    except StopIteration:
+                        break
+                    except csv.Error as exc:
+                        ctx.error("bad_csv_row", f"{path}{'!' + member if member else ''} line {reader.line_num}",
+                                  str(exc))
+                        continue
+                    rowno += 1
+                    if None in row:  # more fields than the header names
+                        ctx.error("bad_csv_row", f"{path} line {reader.line_num}", "extra fields")
+                        continue
+                    values = {k: (v or "") for k, v in row.items()}
+                    if _SURROGATE.search("".join(values.values())):  # undecodable bytes, escaped by the decoder
+                        ctx.error("invalid_utf8_replaced", f"{path} line {reader.line_num}")
+                        values = {k: _unescape(v) for k, v in values.items()}
+                    yield member, rowno, values
+    except (zipfile.BadZipFile, *DECOMPRESS_ERRORS) as exc:
+        ctx.error("truncated", path, str(exc) or type(exc).__name__)
+
+
+def domain(url: str) -> str:
+    host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
+    return host.removeprefix("www.")
+
+
+def _check_columns(ctx: ReadContext, path: str, row: dict[str, str], columns: list[str]) -> bool:
+    missing = [c for c in columns if c and c not in row]
+    if missing:
+        from data_specs.errors import GlamkitError
+
+        raise GlamkitError(f"{path}: CSV has no column(s) {missing} (has {sorted(row)}); fix the source's options")
+    return True
+
+
+def read_news_csv(path: str, ctx: ReadContext) -> Iterator[Document]:
+    """One article per row. Options: `text_column` (default text), `title_column`, `url_column`, `id_column`,
+    `date_column`, `group_column` (a URL column gives the outlet's domain; default: url_column)."""
+    text_col = ctx.opt("text_column", "text")
+    title_col, url_col = ctx.opt("title_column"), ctx.opt("url_column")
+    id_col, date_col = ctx.opt("id_column"), ctx.opt("date_column")
+    group_col = ctx.opt("group_column", url_col)
+    checked = False
+    for member, rowno, row in iter_csv_rows(path, ctx):
+        checked = checked or _check_columns(ctx, path, row, [text_col, title_col, url_col, id_col, group_col])
+        text = row[text_col].strip()
+        if not text:
+            ctx.skip("empty_text")
+            continue
+        url = row[url_col].strip() if url_col else None
+        group_value = row[group_col].strip() if group_col else ctx.source
+        group = domain(group_value) if "://" in group_value or group_col == url_col else group_value
+        locator = f"{ctx.relative(path)}!{member}:" + (row[id_col] if id_col else str(rowno))
+        yield ctx.document(
+            locator, text, url or None, title=row[title_col].strip() if title_col else None, group=group or ctx.source,
+            outlet=group or None, date=row[date_col].strip() if date_col else None,
+        )
+
+
+def read_dialog_csv(path: str, ctx: ReadContext) -> Iterator[Document]:
+    """Turns grouped into conversations, one `SPEAKER: statement` line per turn.
+
+    Options: `speaker_column` (default speaker), `text_column` (default text), `conversation_column` (a column name
+    or a list of them; default: the whole file is one conversation), `order_column` (numeric turn order within a
+    conversation), `group_column` (default: the conversation), `group_consecutive` (default true: turns of a
+    conversation are adjacent, so rows stream; false holds the file in memory), `max_turns` (split longer
+    conversations into documents of at most this many turns; 0 = never).
+    """
+    speaker_col = ctx.opt("speaker_column", "speaker")
+    text_col = ctx.opt("text_column", "text")
+    conv_cols = ctx.opt("conversation_column") or []
+    conv_cols = [conv_cols] if isinstance(conv_cols, str) else list(conv_cols)
+    order_col, group_col = ctx.opt("order_column"), ctx.opt("group_column")
+    max_turns = int(ctx.opt("max_turns", 0))
+    rows = iter_csv_rows(path, ctx)
+    checked: list[bool] = []
+
+    def key(item: tuple[str, int, dict[str, str]]) -> tuple[str, ...]:
+        row = item[2]
+        if not checked:
+            checked.append(_check_columns(ctx, path, row, [speaker_col, text_col, order_col, group_col, *conv_cols]))
+        return (item[0], *(row[c].strip() for c in conv_cols))
+
+    if ctx.opt("group_consecutive", True):
+        conversations = ((k, list(g)) for k, g in groupby(rows, key=key))
+    else:
+        grouped: dict[tuple[str, ...], list[tuple[str, int, dict[str, str]]]] = {}
+        for item in rows:
+            grouped.setdefault(key(item), []).append(item)
+        conversations = iter(sorted(grouped.items()))
+    name = ctx.relative(path)
+    for conv, items in conversations:
+        if order_col:
+            items.sort(key=lambda it: (_number(it[2][order_col]), it[1]))
+        turns = [(it[2][speaker_col].strip(), it[2][text_col].strip()) for it in items]
+        turns = [(s, t) for s, t in turns if t]
+        if not turns:
+            ctx.skip("empty_text")
+            continue
+        conv_name = " / ".join(conv[1:]) or name
+        group = items[0][2][group_col].strip() if group_col else conv_name
+        size = max_turns or len(turns)
+        for part, i in enumerate(range(0, len(turns), size)):
+            chunk = turns[i : i + size]
+            text = "\n".join(f"{s}: {' '.join(t.split())}" if s else " ".join(t.split()) for s, t in chunk)
+            speakers = ", ".join(sorted({s for s, _ in chunk if s}))
+            yield ctx.document(
+                f"{name}!{'|'.join(conv)}#{part}", text, None, title=conv_name, group=group, conversation=conv_name,
+                turns=str(len(chunk)), speakers=speakers,
+            )
+
+
+def _number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return float("inf")

