@@ -64,9 +64,10 @@ class RulesSpec:
     min_alpha_word_fraction: float = 0.8  # words holding a letter; Gopher: 0.8
     max_ellipsis_line_fraction: float = 0.3  # lines ending in an ellipsis; Gopher: 0.3
     max_bullet_line_fraction: float = 0.9  # lines starting with a bullet; Gopher: 0.9
-    max_duplicate_line_fraction: float = 0.3  # Gopher: 0.3
+    max_duplicate_line_fraction: float = 0.3  # characters in repeated lines (plays repeat short speaker lines)
     max_top_ngram_fraction: float = 0.2  # characters in the most frequent word 2-gram; Gopher: 0.2
-    max_duplicate_ngram_fraction: float = 0.15  # characters in repeated word 5-grams; Gopher: 0.15
+    max_duplicate_ngram_fraction: float = 0.15  # characters in repeats of word 5-grams, first occurrence not
+    # counted (as Gopher and datatrove); Gopher: 0.15
     min_stop_words: int = 2  # English stop words present; Gopher: 2
 
 

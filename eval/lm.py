@@ -59,26 +59,31 @@ class TokenLM:
     """Batched scoring over `forward(tokens) -> logits`. Shapes are padded to buckets of 32 tokens and a fixed
     batch, so a jitted forward compiles a handful of times, not once per request."""
 
-    def __init__(self, tokenizer: Tokenizer, forward: Callable[[Any], Any], max_len: int, batch_size: int = 8,
-                 jit: bool = True) -> None:
+    def __init__(self, tokenizer: Tokenizer, forward: Callable[..., Any], max_len: int, batch_size: int = 8,
+                 params: Any = None) -> None:
+        """`forward(tokens)`, or `forward(params, tokens)` when `params` is given (so weights are jit arguments,
+        not constants baked into the compiled program)."""
         import jax
         import jax.numpy as jnp
 
         self.tok = tokenizer
         self.max_len = max_len
         self.batch_size = batch_size
+        call = forward if params is None else (lambda p, tokens: forward(p, tokens))
 
-        def score(tokens, targets):
-            logp = jax.nn.log_softmax(forward(tokens).astype(jnp.float32), axis=-1)
+        def score(p, tokens, targets):
+            logits = call(p, tokens) if params is not None else forward(tokens)
+            logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)
             picked = jnp.take_along_axis(logp, targets[..., None], axis=-1)[..., 0]
             return picked, jnp.argmax(logp, axis=-1)
 
-        def last(tokens, index):
-            logits = forward(tokens).astype(jnp.float32)
+        def last(p, tokens, index):
+            logits = (call(p, tokens) if params is not None else forward(tokens)).astype(jnp.float32)
             return jnp.take_along_axis(logits, index[:, None, None], axis=1)[:, 0]
 
-        self._score = jax.jit(score) if jit else score
-        self._last = jax.jit(last) if jit else last
+        score_jit, last_jit = jax.jit(score), jax.jit(last)
+        self._score = lambda tokens, targets: score_jit(params, tokens, targets)
+        self._last = lambda tokens, index: last_jit(params, tokens, index)
 
     # ---------------------------------------------------------------------------------------------- helpers
     def _run(self, rows: list[tuple[list[int], list[int]]]) -> list[tuple[np.ndarray, np.ndarray]]:

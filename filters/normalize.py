@@ -22,7 +22,8 @@ _FTFY = ftfy.TextFixerConfig(unescape_html=False, uncurl_quotes=False, explain=F
 
 def normalize_document(text: str) -> str:
     """Curation's canonical form of a document's text; idempotent."""
-    text = ftfy.fix_text(text, _FTFY)
+    if not text.isascii() or "\x1b" in text:  # ASCII text has no mojibake to repair: skip ftfy, the slow part
+        text = ftfy.fix_text(text, _FTFY)
     text = unicodedata.normalize("NFC", text)
     text = _CONTROL.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from data_specs.errors import GlamkitError
 
 # Modules that add subcommands: each has `register(subparsers)` and imports nothing heavy at module level.
-COMMAND_MODULES: tuple[str, ...] = ("glamkit.commands", "pipelines.cli", "pipelines.classifier_cli", "model.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "glamkit.commands", "pipelines.cli", "pipelines.classifier_cli", "pipelines.curate_cli", "pipelines.mix_cli",
+    "model.cli", "eval.cli",
+)
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2

@@ -1,7 +1,8 @@
 """The end-to-end recipe as an ordered list of stages for the stage runner (data_specs.stages).
 
-Each stage is added here as its package lands; `PLANNED` names the whole recipe so `glamkit run` can say what
-exists and what is still to come.
+Stage names are the folders they fill (`runs/<name>/<stage>/`). Each stage's key covers only the settings it
+depends on, so changing, say, the keep rule's alpha reruns `curated` and what follows, never `sources` or
+`classifier`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ PLANNED: tuple[tuple[str, str], ...] = (
     ("sources", "fetch the packaged corpora and read every source into document records"),
     ("tasks", "build evaluation tasks from documents held out before curation"),
     ("classifier", "train and evaluate the hashed linear quality classifier"),
-    ("curate", "normalise, filter, dedup, score and Pareto-sample documents (Beam)"),
+    ("curated", "normalise, filter, dedup, score and Pareto-sample documents (Beam)"),
     ("tokenizer", "train the SentencePiece tokenizer on a weighted sample"),
-    ("mix", "sample the weighted mixture into Arrow token shards (Beam)"),
+    ("shards", "sample the weighted mixture into Arrow token shards (Beam)"),
     ("report", "write the mixture stats report (report.json, report.html)"),
     ("train", "train the GLaM model on the shards (JAX)"),
     ("eval", "evaluate the trained model on held-out tasks"),
@@ -29,6 +30,7 @@ def build_stages(mixture_spec: str | Path) -> list[Stage]:
     """The implemented stages of the recipe for a mixture spec, in order."""
     from data_specs import specs
     from eval.stage import tasks_stage
+    from pipelines import curate, mix, report, tokenizer
     from pipelines.classifier_job import classifier_stage
     from pipelines.sources_stage import sources_stage
 
@@ -44,6 +46,12 @@ def build_stages(mixture_spec: str | Path) -> list[Stage]:
         stages.append(Stage("classifier", partial(classifier_stage, classifier_spec=mixture.quality.classifier),
                             config=clf, needs=("sources",), version="1",
                             description="quality classifier: train, eval.json, eval.png"))
+    stages += [
+        curate.make_stage(mixture_spec),
+        tokenizer.make_stage(mixture_spec),
+        mix.make_stage(mixture_spec),
+        report.make_stage(mixture_spec),
+    ]
     return stages
 
 

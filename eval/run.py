@@ -1,0 +1,60 @@
+"""Run evaluation tasks on a trained run and write `results.json` (per task: metric, standard error, n)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from data_specs import specs
+from data_specs.stages import StageContext
+from eval.lm import SentencePieceTokenizer, TokenLM
+from eval.tasks import evaluate_task, load_splits
+
+DEFAULT_TASKS = ("heldout-bpb", "lambada-books", "next-sentence", "wiki-cloze")
+
+
+def evaluate_run(run_dir: Path, task_names: Sequence[str], train_dir: Path | None = None,
+                 limit: int | None = None, seed: int = 0, batch_size: int = 8) -> dict[str, Any]:
+    from eval.model_loader import load_trained
+
+    forward, params, train_spec = load_trained(train_dir or run_dir / "train")
+    tokenizer = SentencePieceTokenizer(str(run_dir / "tokenizer" / "tokenizer.model"))
+    lm = TokenLM(tokenizer, forward, max_len=train_spec.seq_len, batch_size=batch_size, params=params)
+    results: dict[str, Any] = {}
+    for name in task_names:
+        task = specs.load("tasks", name)
+        splits = load_splits(task, run_dir / "tasks")
+        results[name] = evaluate_task(task, splits, lm, seed=seed, limit=limit)
+        test = splits[task.test_split][:limit] if limit else splits[task.test_split]
+        if task.output_type == "loglikelihood_rolling" and test and "component" in test[0]:
+            per = {}
+            for component in sorted({d["component"] for d in test}):
+                subset = {task.test_split: [d for d in test if d["component"] == component]}
+                per[component] = evaluate_task(task, subset, lm, seed=seed)
+            results[name]["per_component"] = per
+    return results
+
+
+def format_results(results: dict[str, Any]) -> str:
+    lines = [f"{'task':<16}{'metric':<16}{'value':>10}{'stderr':>10}{'n':>7}"]
+    for task, res in results.items():
+        for metric, value in res.items():
+            if isinstance(value, dict) and "value" in value:
+                lines.append(f"{task:<16}{metric:<16}{value['value']:>10.4f}{value['stderr']:>10.4f}{res['n']:>7}")
+        for component, sub in res.get("per_component", {}).items():
+            bpb = sub.get("bits_per_byte")
+            if bpb:
+                lines.append(f"{'  ' + component:<16}{'bits_per_byte':<16}{bpb['value']:>10.4f}{bpb['stderr']:>10.4f}"
+                             f"{sub['n']:>7}")
+    return "\n".join(lines)
+
+
+def eval_stage(ctx: StageContext, task_names: Sequence[str] = DEFAULT_TASKS, limit: int | None = None
+               ) -> dict[str, Any]:
+    results = evaluate_run(ctx.run_dir, task_names, train_dir=ctx.upstream["train"], limit=limit)
+    (ctx.out / "results.json").write_text(json.dumps(results, sort_keys=True, indent=2) + "\n")
+    print(format_results(results))
+    return {t: {k: v["value"] for k, v in r.items() if isinstance(v, dict) and "value" in v}
+            for t, r in results.items()}

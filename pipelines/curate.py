@@ -1,0 +1,467 @@
+"""The curate job (Beam): source documents in, curated documents out. Thin glue over `pipelines/curate_core.py`,
+which calls the pure functions in `filters/` (normalize, rules, quality, keep).
+
+    RUN/sources/<source>.{jsonl.gz,parquet}
+      -> read raw records (batches)  -> reshuffle
+      -> decode/schema check, normalise, language filter, heuristic rules         (curate_core.pre_dedup)
+      -> DEDUP_STAGES, in order (empty until the dedup issue lands)
+      -> quality score + keep rule, quality-filtered components only            (curate_core.score_batch, apply_keep)
+      -> outputs, each file sorted and written under a temporary name, then renamed
+
+Outputs in `OUT` (the stage runner's temporary folder, renamed to RUN/curated/ when the job succeeds):
+    documents/<component>/part-SSSSS-of-NNNNN.parquet   kept documents, sharded by a hash of the id, sorted by id
+                                                        (CURATED_SCHEMA: the document record + quality_score,
+                                                        drop_reason = null); every shard exists, maybe empty
+    dropped/<component>/part-SSSSS-of-NNNNN.parquet     every dropped document without its text (DROPPED_SCHEMA)
+    samples/dropped.jsonl.gz                            up to K dropped documents per (component, reason), with text
+    dead_letter.jsonl.gz                                records that could not be processed, with the reason
+    stats.json                                          per component: read, kept, errored, dropped by reason,
+                                                        bytes in/out, per-source counts, score histograms
+Nothing in OUT depends on the runner, its parallelism or the clock: timings go to the stage log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+
+from data_specs.errors import GlamkitError
+from data_specs.loader import to_plain
+from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
+from pipelines import curate_core as core
+
+log = logging.getLogger("glamkit.curate")
+
+STAGE_NAME = "curated"  # the stage runner names a stage's folder after it: RUN/curated/
+CURATE_VERSION = "1"  # bump when the job's code changes what it writes
+DEFAULT_SHARDS = 8  # per component
+DEFAULT_BATCH = 256  # records per read batch and per scoring call
+DEFAULT_SAMPLES = 20  # dropped documents sampled per (component, reason)
+STATS_FILE = "stats.json"
+
+
+@dataclass(frozen=True)
+class CuratePlan:
+    """Everything the pipeline needs, resolved up front (picklable: it travels to the workers)."""
+
+    splits: tuple[core.InputSplit, ...]
+    components: tuple[str, ...]  # every component of the mixture (stats and shard files for each)
+    rules: dict[str, RulesSpec]
+    quality_components: tuple[str, ...]
+    keep: KeepRuleSpec | None
+    classifier_dir: str | None
+    out_dir: str
+    num_shards: int = DEFAULT_SHARDS
+    batch_size: int = DEFAULT_BATCH
+    samples_per_reason: int = DEFAULT_SAMPLES
+    seed: int = 0
+    provenance: dict[str, Any] = field(default_factory=dict)
+    missing_sources: tuple[str, ...] = ()
+
+
+# A dedup stage (next issue): (plan, PCollection[Curated] of alive documents) -> PCollection[Curated], the same
+# documents with drop_reason set ("exact_duplicate", "near_duplicate", "contaminated") on those it rejects.
+# They run in order after the heuristic rules and before scoring; conservation and outputs need no change.
+DedupStage = Callable[[CuratePlan, Any], Any]
+DEDUP_STAGES: list[tuple[str, DedupStage]] = []
+
+
+# ------------------------------------------------------------------------------------------------ planning
+def curation_config(spec: MixtureSpec, num_shards: int = DEFAULT_SHARDS,
+                    samples_per_reason: int = DEFAULT_SAMPLES) -> dict[str, Any]:
+    """The part of a mixture spec the curate stage depends on (its key): not tokenizer or mixing settings."""
+    return {
+        "version": CURATE_VERSION,
+        "seed": spec.seed,
+        "components": {n: {"sources": list(c.sources), "quality_filter": c.quality_filter}
+                       for n, c in sorted(spec.components.items())},
+        "rules": {n: to_plain(spec.rules_for(n)) for n in sorted(spec.components)},
+        "quality": to_plain(spec.quality),
+        "dedup": to_plain(spec.dedup),
+        "num_shards": num_shards,
+        "samples_per_reason": samples_per_reason,
+    }
+
+
+def make_plan(spec: MixtureSpec, sources_dir: Path, classifier_dir: Path | None, out_dir: Path | str,
+              provenance: dict[str, Any] | None = None, num_shards: int = DEFAULT_SHARDS,
+              batch_size: int = DEFAULT_BATCH, samples_per_reason: int = DEFAULT_SAMPLES) -> CuratePlan:
+    from pipelines.classifier_job import source_files
+
+    files = source_files(sources_dir.parent) if sources_dir.name == "sources" else _files_in(sources_dir)
+    splits: list[core.InputSplit] = []
+    missing = []
+    for component, comp in sorted(spec.components.items()):
+        for source in comp.sources:
+            path = files.get(source)
+            if path is None:
+                missing.append(source)
+                continue
+            if str(path).endswith(".parquet"):
+                splits.extend(core.parquet_splits(source, component, str(path)))
+            else:
+                splits.append(core.InputSplit(source, component, str(path)))
+    if not splits:
+        raise GlamkitError(f"{sources_dir}: none of the mixture's sources has documents here")
+    for source in missing:
+        log.warning("curate: source %s has no documents in %s (skipped)", source, sources_dir)
+    quality = tuple(sorted(n for n, c in spec.components.items() if c.quality_filter))
+    if quality:
+        if classifier_dir is None or not (Path(classifier_dir) / "classifier.json").exists():
+            raise GlamkitError(f"curate: components {', '.join(quality)} use the quality classifier, but "
+                               f"{classifier_dir} holds no trained classifier (run `glamkit classifier train`)")
+    return CuratePlan(
+        splits=tuple(splits),
+        components=tuple(sorted(spec.components)),
+        rules={n: spec.rules_for(n) for n in spec.components},
+        quality_components=quality,
+        keep=spec.quality.keep if spec.quality else None,
+        classifier_dir=str(classifier_dir) if quality else None,
+        out_dir=str(out_dir),
+        num_shards=num_shards,
+        batch_size=batch_size,
+        samples_per_reason=samples_per_reason,
+        seed=spec.seed,
+        provenance=dict(provenance or {}),
+        missing_sources=tuple(missing),
+    )
+
+
+def _files_in(folder: Path) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.jsonl.gz")) + sorted(folder.glob("*.parquet")):
+        files.setdefault(path.name.split(".")[0], path)
+    return files
+
+
+def classifier_dir_for(spec: MixtureSpec, run_dir: Path, upstream: Path | None = None) -> Path | None:
+    """The trained classifier: the mixture's `quality.classifier` if it names a model folder, else the run's."""
+    if spec.quality is None:
+        return None
+    named = Path(spec.quality.classifier)
+    if (named / "classifier.json").exists():
+        return named
+    return upstream or run_dir / "classifier"
+
+
+# ------------------------------------------------------------------------------------------------ pipeline
+def build(pipeline: Any, plan: CuratePlan) -> None:
+    """Add the curate job's transforms to a Beam pipeline."""
+    comps = plan.components
+    batches = (
+        pipeline
+        | "Splits" >> beam.Create(list(plan.splits))
+        | "Read" >> beam.FlatMap(core.read_split, plan.batch_size)
+        | "Spread" >> beam.Reshuffle()
+    )
+    pre = batches | "Rules" >> beam.ParDo(_PreDedup(plan)).with_outputs("read", main="items")
+    alive, finished = pre.items | "SplitAfterRules" >> beam.Partition(_alive_or_finished, 2)
+    done: list[Any] = [finished]
+    for name, stage in DEDUP_STAGES:
+        alive, gone = stage(plan, alive) | f"Split{name}" >> beam.Partition(_alive_or_finished, 2)
+        done.append(gone)
+    to_score, unscored = alive | "NeedsScore" >> beam.Partition(
+        lambda it, n, q: 0 if it.component in q else 1, 2, set(plan.quality_components))
+    scored = (
+        to_score
+        | "ScoreBatches" >> beam.BatchElements(min_batch_size=plan.batch_size, max_batch_size=plan.batch_size)
+        | "Score" >> beam.ParDo(_Score(plan))
+    )
+    if plan.keep is not None and plan.keep.kind == "top_fraction":
+        cutoffs = (
+            scored
+            | "ScorePairs" >> beam.Map(lambda it: (it.component, (it.doc.id, it.quality_score)))
+            | "ByComponent" >> beam.GroupByKey()
+            | "FitCutoff" >> beam.Map(lambda kv, rule: (kv[0], core.fit_cutoff(list(kv[1]), rule)), plan.keep)
+        )
+        scored = scored | "KeepTop" >> beam.Map(_keep_top, plan.keep, beam.pvalue.AsDict(cutoffs))
+    final = [*done, scored, unscored] | "All" >> beam.Flatten()
+
+    kept = final | "Kept" >> beam.Filter(lambda it: it.outcome == "kept")
+    dropped = final | "Dropped" >> beam.Filter(lambda it: it.outcome == "dropped")
+    errored = final | "Errored" >> beam.Filter(lambda it: it.outcome == "errored")
+    shard_keys = [(c, s) for c in comps for s in range(plan.num_shards)]
+
+    _sharded(beam, "Documents", kept, shard_keys, plan, "documents")
+    _sharded(beam, "DroppedIndex", dropped, shard_keys, plan, "dropped")
+    (
+        dropped
+        | "SampleKeys" >> beam.Map(lambda it, seed: ((it.component, it.drop_reason),
+                                                     (core.sample_key(it.doc.id, seed), it.doc.id, it.locator,
+                                                      core.sample_record(it))), plan.seed)
+        | "Sample" >> beam.combiners.Top.SmallestPerKey(plan.samples_per_reason)
+        | "SamplesOne" >> beam.Map(lambda kv: (None, kv[1]))
+        | "SamplesWithEmpty" >> _with_sentinel(beam, "Samples")
+        | "SamplesGroup" >> beam.GroupByKey()
+        | "WriteSamples" >> beam.ParDo(_WriteSamples(plan))
+    )
+    (
+        errored
+        | "DeadLetterOne" >> beam.Map(lambda it: (None, core.dead_letter_record(it)))
+        | "DeadLetterWithEmpty" >> _with_sentinel(beam, "DeadLetter")
+        | "DeadLetterGroup" >> beam.GroupByKey()
+        | "WriteDeadLetter" >> beam.ParDo(_WriteDeadLetter(plan))
+    )
+    reads = pre.read | "ReadStats" >> beam.Map(lambda r: ("read", r))
+    outcomes = final | "OutcomeStats" >> beam.Map(lambda it: ("outcome", core.stat_of(it)))
+    (
+        (reads, outcomes)
+        | "StatsAll" >> beam.Flatten()
+        | "Stats" >> beam.CombineGlobally(_StatsFn())
+        | "WriteStats" >> beam.ParDo(_WriteStats(plan))
+    )
+
+
+def _alive_or_finished(item: core.Curated, n: int) -> int:
+    return 0 if item.alive else 1
+
+
+def _keep_top(item: core.Curated, rule: KeepRuleSpec, cutoffs: dict) -> core.Curated:
+    core.apply_keep([item], rule, cutoffs[item.component])
+    return item
+
+
+def _with_sentinel(beam: Any, label: str) -> Any:
+    """Flatten a keyed PCollection with one (None, None): so the grouped writer runs (and writes an empty file)
+    even when nothing reached it."""
+
+    class _Sentinel(beam.PTransform):
+        def expand(self, pcoll: Any) -> Any:
+            empty = pcoll.pipeline | f"{label}Sentinel" >> beam.Create([(None, None)])
+            return (pcoll, empty) | f"{label}Merge" >> beam.Flatten()
+
+    return _Sentinel()
+
+
+def _sharded(beam: Any, label: str, items: Any, shard_keys: list, plan: CuratePlan, kind: str) -> None:
+    keyed = items | f"{label}Key" >> beam.Map(
+        lambda it, n: ((it.component, core.shard_of(it.doc.id, n)), it), plan.num_shards)
+    empties = items.pipeline | f"{label}Shards" >> beam.Create([(k, None) for k in shard_keys])
+    (
+        (keyed, empties)
+        | f"{label}All" >> beam.Flatten()
+        | f"{label}Group" >> beam.GroupByKey()
+        | f"{label}Write" >> beam.ParDo(_WriteShard(plan, kind))
+    )
+
+
+# ------------------------------------------------------------------------------------------------ DoFns
+class _PreDedup(beam.DoFn):
+    def __init__(self, plan: CuratePlan) -> None:
+        self.rules = plan.rules
+
+    def process(self, batch: list[core.RawRecord]) -> Iterable[Any]:
+        counts: dict[tuple[str, str], int] = {}
+        for raw in batch:
+            counts[(raw.component, raw.source)] = counts.get((raw.component, raw.source), 0) + 1
+        for (component, source), n in sorted(counts.items()):
+            yield beam.pvalue.TaggedOutput("read", (component, source, n))
+        yield from core.pre_dedup(batch, self.rules)
+
+
+class _Score(beam.DoFn):
+    def __init__(self, plan: CuratePlan) -> None:
+        self.classifier_dir = plan.classifier_dir
+        self.keep = plan.keep
+        self.clf: Any = None
+
+    def process(self, batch: list[core.Curated]) -> Iterable[core.Curated]:
+        if self.clf is None:  # loaded once per worker, on first use (a mixture without quality filter never does)
+            from filters.quality import load_classifier
+
+            self.clf = load_classifier(self.classifier_dir)
+        core.score_batch(batch, self.clf)
+        if self.keep.kind != "top_fraction":
+            core.apply_keep(batch, self.keep)
+        yield from batch
+
+
+class _WriteShard(beam.DoFn):
+    def __init__(self, plan: CuratePlan, kind: str) -> None:
+        self.out_dir, self.num_shards, self.provenance, self.kind = plan.out_dir, plan.num_shards, plan.provenance, kind
+
+    def process(self, element: tuple) -> Iterable[None]:
+        (component, shard), values = element
+        items = sorted((v for v in values if v is not None), key=core.sort_key)
+        table = core.curated_table(items) if self.kind == "documents" else core.dropped_table(items)
+        path = f"{self.out_dir}/{self.kind}/{component}/{core.shard_name(self.num_shards, shard)}"
+        core.write_table_atomic(path, table, self.provenance)
+        return ()
+
+
+class _WriteSamples(beam.DoFn):
+    def __init__(self, plan: CuratePlan) -> None:
+        self.out_dir = plan.out_dir
+
+    def process(self, element: tuple) -> Iterable[None]:
+        rows = [s for group in element[1] if group is not None for s in group]
+        rows.sort(key=lambda s: (core._component_order(s[3]["component"]), core._reason_order(s[3]["drop_reason"]),
+                                 s[0], s[1], s[2]))
+        core.write_jsonl_gz_atomic(f"{self.out_dir}/samples/dropped.jsonl.gz", [s[3] for s in rows])
+        return ()
+
+
+class _WriteDeadLetter(beam.DoFn):
+    def __init__(self, plan: CuratePlan) -> None:
+        self.out_dir = plan.out_dir
+
+    def process(self, element: tuple) -> Iterable[None]:
+        rows = sorted((r for r in element[1] if r is not None), key=lambda r: (r["source"], r["locator"]))
+        core.write_jsonl_gz_atomic(f"{self.out_dir}/dead_letter.jsonl.gz", rows)
+        return ()
+
+
+class _StatsFn(beam.CombineFn):
+    """Counts and histograms are integers, so the combined result does not depend on the order of merging."""
+
+    def create_accumulator(self) -> dict:
+        return {}
+
+    def add_input(self, acc: dict, element: tuple) -> dict:
+        kind, value = element
+        if kind == "read":
+            core.add_read(acc, *value)
+        else:
+            core.add_outcome(acc, value)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[dict]) -> dict:
+        out: dict = {}
+        for acc in accs:
+            core.merge_stats(out, acc)
+        return out
+
+    def extract_output(self, acc: dict) -> dict:
+        return acc
+
+
+class _WriteStats(beam.DoFn):
+    def __init__(self, plan: CuratePlan) -> None:
+        self.out_dir, self.components, self.missing = plan.out_dir, plan.components, plan.missing_sources
+
+    def process(self, stats: dict) -> Iterable[None]:
+        final = core.finish_stats(stats, self.components)  # raises ConservationError: the job fails
+        final["missing_sources"] = list(self.missing)
+        core.write_bytes_atomic(f"{self.out_dir}/{STATS_FILE}",
+                                (json.dumps(final, sort_keys=True, indent=2) + "\n").encode())
+        return ()
+
+
+# ------------------------------------------------------------------------------------------------ running
+def run_job(plan: CuratePlan, beam_args: Sequence[str] = ()) -> dict[str, Any]:
+    """Run the pipeline to completion; return stats.json's content (checked again here: conservation)."""
+    from pipelines.beam_options import pipeline_options
+
+    options = pipeline_options(beam_args)
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline, plan)
+    result = pipeline.run()
+    state = result.wait_until_finish()
+    if str(state) not in ("DONE", "PipelineState.DONE"):
+        raise GlamkitError(f"curate: the Beam job ended in state {state}")
+    stats_path = Path(plan.out_dir) / STATS_FILE
+    if "://" in plan.out_dir:
+        return {}
+    stats = json.loads(stats_path.read_text())
+    core.finish_stats(stats["components"], plan.components)  # the job checked it; check what was written
+    return stats
+
+
+def curate(spec: MixtureSpec, run_dir: Path, out_dir: Path, beam_args: Sequence[str] = (),
+           provenance: dict[str, Any] | None = None, classifier_dir: Path | None = None,
+           sources_dir: Path | None = None, num_shards: int = DEFAULT_SHARDS, batch_size: int = DEFAULT_BATCH,
+           samples_per_reason: int = DEFAULT_SAMPLES) -> dict[str, Any]:
+    """Curate RUN/sources into out_dir (which should be a fresh folder: the stage runner's temporary one)."""
+    sources_dir = sources_dir or run_dir / "sources"
+    classifier_dir = classifier_dir or classifier_dir_for(spec, run_dir)
+    plan = make_plan(spec, sources_dir, classifier_dir, out_dir, provenance, num_shards, batch_size,
+                     samples_per_reason)
+    return run_job(plan, beam_args)
+
+
+def summary_of(stats: dict[str, Any]) -> dict[str, Any]:
+    """The short summary the stage marker keeps (deterministic: counts only)."""
+    return {c: {"read": s["read"], "kept": s["kept"], "errored": s["errored"],
+                "dropped": sum(s["dropped"].values())} for c, s in stats.get("components", {}).items()}
+
+
+# ------------------------------------------------------------------------------------------------ stage
+def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS) -> dict[str, Any]:
+    """The stage-runner entry point (glamkit/pipeline.py): reads ctx.upstream['sources'] (and 'classifier'),
+    writes ctx.out. Beam flags come from `pipelines.beam_options.beam_args(...)` (set by `glamkit curate`)."""
+    import time
+
+    from data_specs import specs
+    from pipelines.beam_options import current_beam_args
+
+    spec = specs.load("mixtures", mixture_spec_path)
+    sources_dir = Path(ctx.upstream.get("sources", ctx.run_dir / "sources"))
+    classifier_dir = classifier_dir_for(spec, ctx.run_dir, ctx.upstream.get("classifier"))
+    args = current_beam_args()
+    ctx.log.info("curate: beam args %s", " ".join(args) or "(none: in-process FnApiRunner)")
+    start = time.perf_counter()
+    stats = curate(spec, ctx.run_dir, ctx.out, args, ctx.provenance, classifier_dir, sources_dir, num_shards)
+    seconds = time.perf_counter() - start
+    if stats:
+        print_table(stats)  # what `make demo` shows for this stage
+    total = stats.get("total", {})
+    ctx.log.info("curate: %s documents, %.1f MB in %.1f s (%.0f docs/s, %.2f MB/s)", total.get("read"),
+                 total.get("bytes_in", 0) / 1e6, seconds, total.get("read", 0) / max(seconds, 1e-9),
+                 total.get("bytes_in", 0) / 1e6 / max(seconds, 1e-9))
+    return summary_of(stats)
+
+
+def make_stage(mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS, standalone: bool = False) -> Any:
+    """The curate Stage for the recipe: needs the `sources` and `classifier` stages. `standalone` (no upstream
+    stages in the layout) fingerprints RUN/sources and the classifier folder as external inputs instead."""
+    from data_specs import specs
+    from data_specs.stages import Stage
+
+    spec = specs.load("mixtures", mixture_spec_path)
+    config = curation_config(spec, num_shards)
+    run = _StageFn(str(mixture_spec_path), num_shards)
+    description = "normalise, filter, score and Pareto-sample documents (Beam)"
+    if not standalone:
+        return Stage(STAGE_NAME, run, config, needs=("sources", "classifier"), version=CURATE_VERSION,
+                     description=description)
+    return Stage(STAGE_NAME, run, config, version=CURATE_VERSION, description=description)
+
+
+def standalone_inputs(spec_path: str | Path, run_dir: Path) -> tuple[Path, ...]:
+    from data_specs import specs
+
+    spec = specs.load("mixtures", spec_path)
+    inputs = [run_dir / "sources"]
+    clf = classifier_dir_for(spec, run_dir)
+    if clf is not None:
+        inputs.append(clf)
+    return tuple(inputs)
+
+
+@dataclass(frozen=True)
+class _StageFn:
+    mixture_spec_path: str
+    num_shards: int
+
+    def __call__(self, ctx: Any) -> dict[str, Any]:
+        return curate_stage(ctx, self.mixture_spec_path, self.num_shards)
+
+
+def print_table(stats: dict[str, Any], out: Callable[[str], None] = print) -> None:
+    """The per-component read/kept/dropped/errored table (`make demo`, `glamkit curate`)."""
+    out(f"{'component':<14}{'read':>8}{'kept':>8}{'dropped':>9}{'errored':>9}{'MB in':>9}{'MB out':>9}"
+        "  top drop reasons")
+    for component, s in stats["components"].items():
+        reasons = sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3]
+        why = ", ".join(f"{r} {n}" for r, n in reasons)
+        out(f"{component:<14}{s['read']:>8}{s['kept']:>8}{sum(s['dropped'].values()):>9}{s['errored']:>9}"
+            f"{s['bytes_in'] / 1e6:>9.2f}{s['bytes_out'] / 1e6:>9.2f}  {why}")
+    t = stats["total"]
+    out(f"{'total':<14}{t['read']:>8}{t['kept']:>8}{t['dropped']:>9}{t['errored']:>9}{t['bytes_in'] / 1e6:>9.2f}"
+        f"{t['bytes_out'] / 1e6:>9.2f}")

@@ -1,0 +1,491 @@
+"""The curate job's per-document work as plain Python, shared by the Beam job (`pipelines/curate.py`) and the
+benchmark's plain loop: raw record in, curated record out. No Beam here.
+
+Stages, in order; a document leaves at the first that rejects it, and that stage's rule is its `drop_reason`:
+  1. decode / schema check  -> errored (dead letter) when the record cannot be processed; nothing else is errored
+  2. normalisation          (filters.normalize.normalize_document: never rejects)
+  3. language               -> "language", "min_language_score"
+  4. heuristic rules        -> filters.rules.TEXT_RULES ("min_words", ..., "min_stop_words")
+  5. dedup (next issue)     -> DEDUP_REASONS, plugged in between rules and scoring (see pipelines/curate.py)
+  6. quality score + keep   -> "quality" (components with quality_filter only; the score is kept on every document
+                               that reaches this stage, dropped or not)
+"""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from data_specs.hashing import uniform
+from data_specs.records import COMPONENTS, DOCUMENT_SCHEMA, Document
+from data_specs.specs import KeepRuleSpec, RulesSpec
+from filters.keep import TopFractionCutoff, apply_keep_rule
+from filters.normalize import normalize_document
+from filters.rules import LANGUAGE_RULES, TEXT_RULES, language_failure, rule_failure
+
+DEDUP_REASONS: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "contaminated")  # the dedup issue's
+QUALITY_REASON = "quality"
+DROP_REASONS: tuple[str, ...] = (*LANGUAGE_RULES, *TEXT_RULES, *DEDUP_REASONS, QUALITY_REASON)
+HIST_BINS = 20  # score histograms: 20 bins over [0, 1]
+SAMPLE_TEXT_CHARS = 4000  # dropped-document samples keep this much text (bounded output)
+DEAD_LETTER_EXCERPT = 300  # bytes of an errored record kept in the dead-letter file
+
+# The curated record: the document record plus the curation outcome.
+CURATED_SCHEMA = pa.schema(
+    [
+        *DOCUMENT_SCHEMA,
+        pa.field("quality_score", pa.float32(), nullable=True),  # null where the component is not quality-filtered
+        pa.field("drop_reason", pa.string(), nullable=True),  # null for kept documents
+    ]
+)
+# Every dropped document, without its text: what was dropped, where from, and why.
+DROPPED_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("component", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("drop_reason", pa.string(), nullable=False),
+        pa.field("quality_score", pa.float32(), nullable=True),
+        pa.field("text_bytes", pa.int64(), nullable=False),
+    ]
+)
+ROW_GROUP = 512
+
+
+# ------------------------------------------------------------------------------------------------ records
+@dataclass(frozen=True)
+class InputSplit:
+    """One readable piece of a source file: a whole JSONL(.gz) file, or one Parquet row group."""
+
+    source: str
+    component: str
+    path: str
+    part: int = 0  # Parquet row group; 0 for JSONL
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """A record as read, before any decoding: a JSONL line's bytes, or a Parquet row with binary string fields."""
+
+    source: str
+    component: str
+    locator: str  # file:line or file:rowgroup:row, for the dead-letter file
+    payload: bytes | dict[str, Any]
+
+
+@dataclass(slots=True)
+class Curated:
+    """A record on its way through the stages. Exactly one outcome at the end: errored, dropped or kept."""
+
+    source: str
+    component: str
+    locator: str
+    doc: Document | None = None
+    text_bytes: int = 0  # UTF-8 bytes of the text as read (errored: of the raw record)
+    quality_score: float | None = None
+    drop_reason: str | None = None
+    error: str | None = None  # errored: why the record could not be processed
+    raw_excerpt: str | None = None  # errored: the start of the raw record, for the dead-letter file
+    extra: dict[str, Any] = field(default_factory=dict)  # room for later stages (dedup signatures)
+
+    @property
+    def alive(self) -> bool:
+        return self.error is None and self.drop_reason is None
+
+    @property
+    def outcome(self) -> str:
+        return "errored" if self.error is not None else "dropped" if self.drop_reason is not None else "kept"
+
+
+# ------------------------------------------------------------------------------------------------ reading
+def read_split(split: InputSplit, batch_size: int) -> Iterator[list[RawRecord]]:
+    """Raw records of a split, in batches. Decoding happens later (in parallel, per record), so that one bad record
+    never fails the read: a file that cannot be opened or decompressed at all does fail it, loudly."""
+    batch: list[RawRecord] = []
+    for record in _raw_records(split):
+        batch.append(record)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def open_binary(path: str) -> Any:
+    """A local file, or any Beam filesystem's (gs://, s3://, hdfs://), as raw bytes (no decompression)."""
+    if "://" not in path or path.startswith("file://"):
+        return open(path.removeprefix("file://"), "rb")
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
+
+
+def _raw_records(split: InputSplit) -> Iterator[RawRecord]:
+    name = split.path.rsplit("/", 1)[-1]
+    if split.path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        with open_binary(split.path) as f:
+            table = pq.ParquetFile(f).read_row_group(split.part)
+        table = table.cast(_binary_schema(table.schema))
+        for i, row in enumerate(table.to_pylist()):
+            yield RawRecord(split.source, split.component, f"{name}:rg{split.part}:row{i}", row)
+        return
+    with open_binary(split.path) as raw:
+        stream = gzip.GzipFile(fileobj=raw) if split.path.endswith(".gz") else raw
+        for lineno, line in enumerate(stream, 1):
+            if line.strip():
+                yield RawRecord(split.source, split.component, f"{name}:{lineno}", line)
+
+
+def _binary_schema(schema: pa.Schema) -> pa.Schema:
+    """The same columns with every string type as binary (so invalid UTF-8 reaches the decoder, not pyarrow)."""
+
+    def binary(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_large_string(t):
+            return pa.large_binary()
+        if pa.types.is_string(t):
+            return pa.binary()
+        if pa.types.is_map(t):
+            return pa.map_(binary(t.key_type), binary(t.item_type))
+        return t
+
+    return pa.schema([pa.field(f.name, binary(f.type), f.nullable) for f in schema])
+
+
+def parquet_splits(source: str, component: str, path: str) -> list[InputSplit]:
+    import pyarrow.parquet as pq
+
+    with open_binary(path) as f:
+        n = pq.ParquetFile(f).metadata.num_row_groups
+    return [InputSplit(source, component, path, i) for i in range(max(n, 1))]
+
+
+# ------------------------------------------------------------------------------------------------ decoding
+_CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
+
+
+def _repair_invalid_utf8(exc: UnicodeError) -> tuple[str, int]:
+    """A codecs error handler: bytes that are not UTF-8 are read as Windows-1252 (the usual mixed-encoding culprit:
+    Latin-1/cp1252 text pasted into UTF-8). A byte that is not cp1252 either cannot be repaired."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    bad = exc.object[exc.start : exc.end]
+    if any(b in _CP1252_UNDEFINED for b in bad):
+        raise exc
+    return bytes(bad).decode("cp1252"), exc.end
+
+
+codecs.register_error("glamkit-repair", _repair_invalid_utf8)
+
+
+class RecordError(ValueError):
+    """A record that cannot be processed; its message is the dead-letter reason."""
+
+
+def _text(value: Any, name: str) -> Any:
+    if isinstance(value, bytes):
+        try:
+            value = value.decode("utf-8", "glamkit-repair")
+        except UnicodeDecodeError as exc:
+            raise RecordError(f"invalid_utf8: field {name!r} byte {exc.start} cannot be repaired") from None
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RecordError(f"invalid_unicode: field {name!r} holds an unpaired surrogate at {exc.start}") from None
+    return value
+
+
+def decode_record(raw: RawRecord) -> Document:
+    """The decode / schema check: a Document (with `Document.from_dict` semantics) or RecordError."""
+    if isinstance(raw.payload, bytes):
+        line = _text(raw.payload, "line")
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise RecordError(f"bad_json: {exc.msg} at char {exc.pos}") from None
+        if not isinstance(row, dict):
+            raise RecordError(f"schema: a record must be a JSON object, got {type(row).__name__}")
+    else:
+        row = dict(raw.payload)
+    row = {k: _text(v, k) for k, v in row.items()}
+    meta = row.get("meta")
+    if isinstance(meta, list):  # a Parquet map: (key, value) pairs
+        row["meta"] = {_text(k, "meta"): _text(v, "meta") for k, v in meta}
+    elif isinstance(meta, dict):
+        row["meta"] = {_text(k, "meta"): _text(v, "meta") for k, v in meta.items()}
+    try:
+        doc = Document.from_dict(row)
+    except (ValueError, TypeError) as exc:
+        raise RecordError(f"schema: {exc}") from None
+    if doc.component != raw.component:
+        raise RecordError(f"schema: component {doc.component!r}, but source {raw.source!r} feeds {raw.component!r}")
+    return doc
+
+
+def _excerpt(payload: bytes | dict[str, Any]) -> str:
+    if isinstance(payload, bytes):
+        return payload[:DEAD_LETTER_EXCERPT].decode("utf-8", "backslashreplace").rstrip("\n")
+    return repr({k: v[:100] if isinstance(v, (bytes, str)) else v for k, v in payload.items()})[:DEAD_LETTER_EXCERPT]
+
+
+def _payload_bytes(payload: bytes | dict[str, Any]) -> int:
+    if isinstance(payload, bytes):
+        return len(payload)
+    text = payload.get("text")
+    return len(text) if isinstance(text, (bytes, str)) else 0
+
+
+# ------------------------------------------------------------------------------------------------ stages
+def pre_dedup(raws: Sequence[RawRecord], rules: Mapping[str, RulesSpec]) -> list[Curated]:
+    """Stages 1-4 over a batch: decode/schema check, normalisation, language filter, heuristic rules."""
+    out = []
+    for raw in raws:
+        item = Curated(raw.source, raw.component, raw.locator)
+        try:
+            doc = decode_record(raw)
+        except RecordError as exc:
+            item.error = str(exc)
+            item.raw_excerpt = _excerpt(raw.payload)
+            item.text_bytes = _payload_bytes(raw.payload)
+            out.append(item)
+            continue
+        item.text_bytes = len(doc.text.encode("utf-8"))
+        text = normalize_document(doc.text)
+        item.doc = Document(doc.id, doc.component, doc.source, text, doc.url, doc.meta)
+        spec = rules[raw.component]
+        item.drop_reason = language_failure(doc.meta, spec) or rule_failure(text, spec)
+        out.append(item)
+    return out
+
+
+def score_batch(items: Sequence[Curated], classifier: Any) -> None:
+    """Stage 6a: the quality score of every item (all alive, all of quality-filtered components)."""
+    if items:
+        scores = classifier.score([it.doc.text for it in items])
+        for it, s in zip(items, scores, strict=True):
+            it.quality_score = float(s)
+
+
+def apply_keep(items: Sequence[Curated], rule: KeepRuleSpec, cutoff: TopFractionCutoff | None = None) -> None:
+    """Stage 6b: the keep rule over scored items; a rejected one gets drop_reason 'quality'."""
+    if not items:
+        return
+    ids = [it.doc.id for it in items]
+    scores = np.array([it.quality_score for it in items], dtype=np.float32)
+    keep = apply_keep_rule(rule, ids, scores, cutoff)
+    for it, k in zip(items, keep, strict=True):
+        if not k:
+            it.drop_reason = QUALITY_REASON
+
+
+def fit_cutoff(ids_scores: Sequence[tuple[str, float]], rule: KeepRuleSpec) -> TopFractionCutoff:
+    """top_fraction's component-wide cutoff, from every (id, score) of the component (order-independent)."""
+    pairs = sorted(ids_scores)
+    return TopFractionCutoff.fit([p[0] for p in pairs], np.array([p[1] for p in pairs], dtype=np.float32),
+                                 rule.fraction, rule.seed)
+
+
+# ------------------------------------------------------------------------------------------------ sharding
+def shard_of(doc_id: str, num_shards: int) -> int:
+    return int(uniform(doc_id, 0, "curate-shard") * num_shards)
+
+
+def shard_name(num_shards: int, shard: int) -> str:
+    return f"part-{shard:05d}-of-{num_shards:05d}.parquet"
+
+
+def sample_key(doc_id: str, seed: int) -> float:
+    """Which dropped documents are sampled: the K with the smallest key per (component, reason)."""
+    return uniform(doc_id, seed, "drop-sample")
+
+
+# ------------------------------------------------------------------------------------------------ tables
+def curated_table(items: Sequence[Curated]) -> pa.Table:
+    rows = []
+    for it in items:
+        d = it.doc
+        rows.append({"id": d.id, "component": d.component, "source": d.source, "text": d.text, "url": d.url,
+                     "meta": sorted(d.meta.items()), "quality_score": it.quality_score, "drop_reason": it.drop_reason})
+    return pa.Table.from_pylist(rows, schema=CURATED_SCHEMA)
+
+
+def dropped_table(items: Sequence[Curated]) -> pa.Table:
+    rows = [{"id": it.doc.id, "component": it.component, "source": it.source, "drop_reason": it.drop_reason,
+             "quality_score": it.quality_score, "text_bytes": it.text_bytes} for it in items]
+    return pa.Table.from_pylist(rows, schema=DROPPED_SCHEMA)
+
+
+def sample_record(it: Curated) -> dict[str, Any]:
+    d = it.doc
+    text = d.text if len(d.text) <= SAMPLE_TEXT_CHARS else d.text[:SAMPLE_TEXT_CHARS]
+    return {"id": d.id, "component": d.component, "source": d.source, "drop_reason": it.drop_reason,
+            "quality_score": it.quality_score, "text_truncated": len(d.text) > SAMPLE_TEXT_CHARS, "text": text,
+            "url": d.url, "meta": dict(sorted(d.meta.items()))}
+
+
+def dead_letter_record(it: Curated) -> dict[str, Any]:
+    return {"source": it.source, "component": it.component, "locator": it.locator, "reason": it.error,
+            "excerpt": it.raw_excerpt}
+
+
+def sort_key(it: Curated) -> tuple[str, str]:
+    return (it.doc.id, it.source) if it.doc is not None else ("", it.locator)
+
+
+# ------------------------------------------------------------------------------------------------ stats
+def empty_component_stats() -> dict[str, Any]:
+    return {
+        "read": 0,
+        "kept": 0,
+        "errored": 0,
+        "dropped": {},
+        "bytes_in": 0,
+        "bytes_out": 0,
+        "sources": {},
+        "score_histogram": [0] * HIST_BINS,
+        "kept_score_histogram": [0] * HIST_BINS,
+    }
+
+
+def stat_of(it: Curated) -> tuple[str, str, str, str | None, int, int, int | None]:
+    """(component, source, outcome, drop_reason, bytes_in, bytes_out, score bin) of a finished item."""
+    out_bytes = len(it.doc.text.encode("utf-8")) if it.outcome == "kept" else 0
+    score_bin = None if it.quality_score is None else min(int(it.quality_score * HIST_BINS), HIST_BINS - 1)
+    return it.component, it.source, it.outcome, it.drop_reason, it.text_bytes, out_bytes, score_bin
+
+
+def add_read(stats: dict[str, Any], component: str, source: str, n: int) -> None:
+    c = stats.setdefault(component, empty_component_stats())
+    c["read"] += n
+    c["sources"].setdefault(source, {"read": 0, "kept": 0})["read"] += n
+
+
+def add_outcome(stats: dict[str, Any], stat: tuple) -> None:
+    component, source, outcome, reason, bytes_in, bytes_out, score_bin = stat
+    c = stats.setdefault(component, empty_component_stats())
+    c["bytes_in"] += bytes_in
+    c["bytes_out"] += bytes_out
+    if outcome == "kept":
+        c["kept"] += 1
+        c["sources"].setdefault(source, {"read": 0, "kept": 0})["kept"] += 1
+    elif outcome == "errored":
+        c["errored"] += 1
+    else:
+        c["dropped"][reason] = c["dropped"].get(reason, 0) + 1
+    if score_bin is not None:
+        c["score_histogram"][score_bin] += 1
+        if outcome == "kept":
+            c["kept_score_histogram"][score_bin] += 1
+
+
+def merge_stats(into: dict[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
+    for component, o in other.items():
+        c = into.setdefault(component, empty_component_stats())
+        for k in ("read", "kept", "errored", "bytes_in", "bytes_out"):
+            c[k] += o[k]
+        for reason, n in o["dropped"].items():
+            c["dropped"][reason] = c["dropped"].get(reason, 0) + n
+        for source, s in o["sources"].items():
+            t = c["sources"].setdefault(source, {"read": 0, "kept": 0})
+            t["read"] += s["read"]
+            t["kept"] += s["kept"]
+        for k in ("score_histogram", "kept_score_histogram"):
+            c[k] = [a + b for a, b in zip(c[k], o[k], strict=True)]
+    return into
+
+
+class ConservationError(RuntimeError):
+    pass
+
+
+def finish_stats(stats: Mapping[str, Any], components: Sequence[str]) -> dict[str, Any]:
+    """stats.json's content, in a fixed order, after checking read == kept + sum(dropped) + errored per component
+    (raises ConservationError otherwise: the job must fail, not publish)."""
+    out: dict[str, Any] = {"components": {}, "drop_reasons": list(DROP_REASONS), "histogram_bins": HIST_BINS}
+    bad = []
+    for component in sorted(set(components) | set(stats), key=_component_order):
+        c = stats.get(component) or empty_component_stats()
+        dropped = {r: c["dropped"][r] for r in sorted(c["dropped"], key=_reason_order)}
+        total = c["kept"] + sum(dropped.values()) + c["errored"]
+        if total != c["read"]:
+            bad.append(f"{component}: read {c['read']} != kept {c['kept']} + dropped {sum(dropped.values())} "
+                       f"+ errored {c['errored']}")
+        out["components"][component] = {**c, "dropped": dropped, "sources": dict(sorted(c["sources"].items()))}
+    if bad:
+        raise ConservationError("curate: documents not conserved: " + "; ".join(bad))
+    comps = out["components"].values()
+    out["total"] = {k: sum(c[k] for c in comps) for k in ("read", "kept", "errored", "bytes_in", "bytes_out")}
+    out["total"]["dropped"] = sum(sum(c["dropped"].values()) for c in comps)
+    return out
+
+
+def _component_order(name: str) -> tuple[int, str]:
+    return (COMPONENTS.index(name) if name in COMPONENTS else len(COMPONENTS), name)
+
+
+def _reason_order(reason: str) -> tuple[int, str]:
+    return (DROP_REASONS.index(reason) if reason in DROP_REASONS else len(DROP_REASONS), reason)
+
+
+# ------------------------------------------------------------------------------------------------ writing
+def write_table_atomic(path: str, table: pa.Table, provenance: Mapping[str, Any] | None = None) -> None:
+    """Write a Parquet file under a temporary name, then rename (local paths or any Beam filesystem)."""
+    import pyarrow.parquet as pq
+
+    if provenance:
+        meta = {b"glamkit.provenance": json.dumps(provenance, sort_keys=True).encode()}
+        table = table.replace_schema_metadata(meta)
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
+    write_bytes_atomic(path, sink.getvalue().to_pybytes())
+
+
+def write_jsonl_gz_atomic(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Deterministic gzip'd JSONL (no gzip timestamp or name), temporary name + rename."""
+    import io
+
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
+        for row in rows:
+            gz.write((json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    import os
+    import uuid
+
+    if "://" not in path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp-{uuid.uuid4().hex[:8]}")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, p)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    head, name = path.rsplit("/", 1)
+    tmp = f"{head}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
+    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
+        f.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([tmp], [path])

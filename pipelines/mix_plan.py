@@ -1,0 +1,201 @@
+"""What goes into the mixture, as pure functions: the curated layout, per-component rates from the budget and the
+weights, the keep threshold, copies per document, and the planning table (`glamkit report --plan`).
+
+GLaM's weights are sampling rates: component i gets `weight_i x budget` training tokens whatever its size. Its rate is
+`target / tokens_available`; a document is seen `floor(rate)` times, plus once more iff
+`uniform(doc_id, seed, "mix") < threshold`. The plain rule takes `threshold = frac(rate)` (a Bernoulli draw per
+document); with `exact_tokens` the threshold is the point in the same uniform order where the component's extra tokens
+come closest to `frac(rate) x tokens_available`, so each component hits its target within half a document even when
+it holds a few large documents (a Gutenberg play is 1% of the demo's budget). Either way a document's fate depends on
+its own hash alone, and its copies are exactly floor or ceil of the rate.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from data_specs.errors import GlamkitError
+from data_specs.hashing import uniform
+from data_specs.records import COMPONENTS
+
+MIX_PURPOSE = "mix"
+SPLIT_PURPOSE = "split"
+TRAIN, VALIDATION = "train", "validation"
+
+
+# ------------------------------------------------------------------------------------------------ curated layout
+def curated_files(curated_dir: str | Path) -> dict[str, list[Path]]:
+    """component -> its kept-document Parquet parts (RUN/curated/documents/<component>/part-*.parquet), sorted."""
+    root = Path(curated_dir) / "documents"
+    if not root.is_dir():
+        raise GlamkitError(f"{curated_dir}: no documents/ folder: run the curate stage first (`glamkit curate`)")
+    out = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        parts = sorted(folder.glob("part-*.parquet"))
+        if parts:
+            out[folder.name] = parts
+    return out
+
+
+def iter_curated(path: str | Path, columns: Sequence[str] = ("id", "component", "text"),
+                 batch_size: int = 256) -> Iterator[list[dict]]:
+    """Batches of kept documents (dicts with `columns`) from one curated Parquet part; dropped rows are skipped."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as f:
+        names = set(f.schema_arrow.names)
+        cols = [c for c in columns if c in names] + (["drop_reason"] if "drop_reason" in names else [])
+        for batch in f.iter_batches(batch_size=batch_size, columns=cols):
+            rows = [r for r in batch.to_pylist() if r.get("drop_reason") is None]
+            if rows:
+                yield rows
+
+
+# ------------------------------------------------------------------------------------------------ budget
+_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
+
+
+def parse_tokens(text: str | int) -> int:
+    """'600B', '1.6T', '4M', '4000000' -> a token count."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([KMBGT]?)\s*", str(text), re.IGNORECASE)
+    if not m:
+        raise GlamkitError(f"budget {text!r}: expected a token count like 600B, 1.6T, 4M or 4000000")
+    return round(float(m.group(1)) * _SUFFIX[m.group(2).upper()])
+
+
+def format_tokens(n: float) -> str:
+    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{suffix}"
+    return f"{n:.0f}"
+
+
+# ------------------------------------------------------------------------------------------------ rates
+def split_of(doc_id: str, seed: int, validation_fraction: float) -> str:
+    """Validation is split off by document, before sampling: a document is never in both splits."""
+    return VALIDATION if uniform(doc_id, seed, SPLIT_PURPOSE) < validation_fraction else TRAIN
+
+
+@dataclass(frozen=True)
+class ComponentRate:
+    """How one component is sampled: copies(doc) = whole + (uniform(doc_id, seed, 'mix') < threshold)."""
+
+    weight: float
+    tokens_available: int
+    documents_available: int
+    target_tokens: float  # weight x budget
+    rate: float  # target / available: the expected epochs
+    whole: int  # floor(rate): every document at least this many times
+    threshold: float  # the keep threshold for one more copy (frac(rate), or calibrated)
+    planned_tokens: int  # tokens the rule yields (exact: computed over the documents)
+
+    @property
+    def epochs(self) -> float:
+        return self.planned_tokens / self.tokens_available if self.tokens_available else 0.0
+
+
+def copies(u: float, whole: int, threshold: float) -> int:
+    return whole + (1 if u < threshold else 0)
+
+
+def calibrate_threshold(docs: Sequence[tuple[float, int]], extra_target: float) -> float:
+    """The threshold t such that the documents with u < t (u = their 'mix' draw) hold the number of tokens closest to
+    `extra_target` (ties: fewer documents). `docs` is (u, tokens) per document, any order."""
+    ordered = sorted(docs)
+    best_k, best_err, cum = 0, abs(extra_target), 0
+    for k, (_, tokens) in enumerate(ordered, 1):
+        cum += tokens
+        err = abs(cum - extra_target)
+        if err < best_err:
+            best_k, best_err = k, err
+        elif cum > extra_target:
+            break
+    return ordered[best_k][0] if best_k < len(ordered) else 1.0
+
+
+def component_rate(docs: Sequence[tuple[str, int]], weight: float, budget: int, seed: int,
+                   exact: bool = True) -> ComponentRate:
+    """The rate for one component from its training documents, (doc_id, tokens) each."""
+    available = sum(n for _, n in docs)
+    target = weight * budget
+    if available == 0:
+        return ComponentRate(weight, 0, 0, target, 0.0, 0, 0.0, 0)
+    rate = target / available
+    whole = math.floor(rate)
+    draws = [(uniform(doc_id, seed, MIX_PURPOSE), n) for doc_id, n in docs]
+    frac = rate - whole
+    threshold = calibrate_threshold(draws, frac * available) if exact else frac
+    planned = sum(copies(u, whole, threshold) * n for u, n in draws)
+    return ComponentRate(weight, available, len(docs), target, rate, whole, threshold, planned)
+
+
+def rate_warnings(rates: Mapping[str, ComponentRate], tolerance: float = 0.1) -> list[str]:
+    """Components whose planned tokens miss their target by more than `tolerance` (relative): a component of a few
+    documents each larger than its target, or one with no documents at all."""
+    out = []
+    for c, r in rates.items():
+        if r.target_tokens and abs(r.planned_tokens - r.target_tokens) > tolerance * r.target_tokens:
+            why = ("no curated documents" if not r.tokens_available else
+                   f"{r.documents_available} documents, {r.tokens_available:,} tokens: sampling whole documents "
+                   "cannot come closer")
+            out.append(f"{c}: {r.planned_tokens:,} tokens planned for a target of {r.target_tokens:,.0f} ({why})")
+    return out
+
+
+def mixture_rates(docs_by_component: Mapping[str, Sequence[tuple[str, int]]], weights: Mapping[str, float],
+                  budget: int, seed: int, exact: bool = True) -> dict[str, ComponentRate]:
+    return {c: component_rate(docs_by_component.get(c, ()), w, budget, seed, exact)
+            for c, w in sorted(weights.items(), key=lambda kv: component_order(kv[0]))}
+
+
+def component_order(name: str) -> tuple[int, str]:
+    return (COMPONENTS.index(name) if name in COMPONENTS else len(COMPONENTS), name)
+
+
+# ------------------------------------------------------------------------------------------------ planning
+@dataclass(frozen=True)
+class PlanRow:
+    component: str
+    tokens_b: float  # the component's size (the paper's table 3)
+    weight: float
+    tokens_at_budget_b: float
+    epochs: float
+
+
+def plan(components: Mapping[str, tuple[float | None, float]], budget: int) -> list[PlanRow]:
+    """From (tokens_b, weight) per component and a budget: the tokens each component gets and its epochs."""
+    rows = []
+    for name, (size_b, weight) in components.items():
+        if not size_b:
+            raise GlamkitError(f"component {name!r} has no tokens_b (its size in billions of tokens) in the spec")
+        at_budget = weight * budget / 1e9
+        rows.append(PlanRow(name, float(size_b), weight, at_budget, at_budget / size_b))
+    return rows
+
+
+def format_epochs(epochs: float) -> str:
+    """12.0, 1.76, 0.97, 0.049: three figures at or above 1, two below (the precision the paper's sizes carry)."""
+    if epochs >= 10:
+        return f"{epochs:.1f}"
+    if epochs >= 1:
+        return f"{epochs:.2f}"
+    return f"{epochs:.2g}"
+
+
+def plan_table(rows: Iterable[PlanRow], budget: int) -> str:
+    rows = list(rows)
+    lines = [f"GLaM mixture plan at a budget of {format_tokens(budget)} tokens", "",
+             "| component | tokens (B) | weight | tokens at budget (B) | epochs |",
+             "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r.component} | {r.tokens_b:g} | {r.weight:.2f} | {r.tokens_at_budget_b:.3g} | "
+                     f"{format_epochs(r.epochs)} |")
+    total = sum(r.tokens_b for r in rows)
+    lines.append(f"| total | {total:g} | {sum(r.weight for r in rows):.2f} | {budget / 1e9:.3g} | |")
+    return "\n".join(lines) + "\n"
