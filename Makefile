@@ -15,10 +15,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 BENCH_VENV ?= .bench-venv
 
-.PHONY: help setup demo test test-fast lint bench check-report lock clean
+.PHONY: help setup demo study test test-fast lint bench check-report lock clean
 
 help:
 	@echo "make demo       set up .venv and run the GLaM recipe end to end on the demo data ($(RUN))"
+	@echo "make study      the filtered-vs-unfiltered data-quality study on the demo data (runs/study-demo)"
 	@echo "make test       set up and run the whole test suite, slow tests included"
 	@echo "make test-fast  the quick inner loop (no slow tests)"
 	@echo "make bench      run the benchmarks under bench/ and print their tables (builds $(BENCH_VENV) with datatrove)"
@@ -38,6 +39,9 @@ setup: $(STAMP)
 
 demo: setup
 	$(BIN)/glamkit run --spec demo --run $(RUN)
+
+study: setup
+	$(BIN)/glamkit study --spec demo --run runs/study-demo
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -51,12 +51,16 @@ class SentencePieceTokenizer:
         return self.sp.get_piece_size()
 
 
-def _bucket(n: int, quantum: int = 32) -> int:
-    return max(quantum, -(-n // quantum) * quantum)
+def _bucket(n: int, smallest: int = 64) -> int:
+    """Pad lengths to powers of two: a few compiled shapes, at most 2x wasted work on the shortest rows."""
+    width = smallest
+    while width < n:
+        width *= 2
+    return width
 
 
 class TokenLM:
-    """Batched scoring over `forward(tokens) -> logits`. Shapes are padded to buckets of 32 tokens and a fixed
+    """Batched scoring over `forward(tokens) -> logits`. Shapes are padded to power-of-two lengths and a fixed
     batch, so a jitted forward compiles a handful of times, not once per request."""
 
     def __init__(self, tokenizer: Tokenizer, forward: Callable[..., Any], max_len: int, batch_size: int = 8,

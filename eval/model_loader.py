@@ -12,6 +12,18 @@ from data_specs.loader import load_spec
 from data_specs.specs import TrainSpec
 
 
+def checkpoint_dir(train_dir: Path) -> Path:
+    """The train stage's final `checkpoint/`, or the newest committed step of a `glamkit train` run folder."""
+    if (train_dir / "checkpoint").is_dir():
+        return train_dir / "checkpoint"
+    from train.checkpoint import RECORD
+
+    steps = sorted((int(p.name), p) for p in (train_dir / "checkpoints").glob("[0-9]*") if (p / RECORD).exists())
+    if not steps:
+        raise GlamkitError(f"{train_dir}: no committed checkpoint (checkpoint/ or checkpoints/<step>/)")
+    return steps[-1][1]
+
+
 def load_trained(train_dir: str | Path) -> tuple[Any, Any, TrainSpec]:
     """(forward(params, tokens) -> logits, params, train spec) from RUN/train/.
 
@@ -37,7 +49,7 @@ def load_trained(train_dir: str | Path) -> tuple[Any, Any, TrainSpec]:
     config = dataclasses.replace(config, dtype="float32")
     abstract = nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(abstract)
-    restored = ocp.StandardCheckpointer().restore((train_dir / "checkpoint" / "state").absolute())
+    restored = ocp.StandardCheckpointer().restore((checkpoint_dir(train_dir) / "state").absolute())
     nnx.replace_by_pure_dict(state, jax.tree.map(jax.numpy.asarray, restored["params"]))
 
     def forward(params: Any, tokens: Any) -> Any:

@@ -14,7 +14,7 @@ from data_specs.errors import GlamkitError
 # Modules that add subcommands: each has `register(subparsers)` and imports nothing heavy at module level.
 COMMAND_MODULES: tuple[str, ...] = (
     "glamkit.commands", "pipelines.cli", "pipelines.classifier_cli", "pipelines.curate_cli", "pipelines.mix_cli",
-    "model.cli", "eval.cli",
+    "model.cli", "train.cli", "eval.cli",
 )
 
 EXIT_FAILURE = 1

@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--spec", default="demo", help="mixture spec name or path (default: demo)")
     p.add_argument("--run", dest="run_dir", default="runs/demo", help="run folder (default: runs/demo)")
+    p.add_argument("--train", dest="train_spec", default="tiny", help="train spec name or path (default: tiny)")
     p.add_argument("--only", action="append", metavar="STAGE", help="run only this stage and what it needs")
     p.add_argument("--force", action="append", default=[], metavar="STAGE", help="rerun this stage even if done")
     p.set_defaults(func=cmd_run)
@@ -60,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from glamkit.pipeline import PLANNED, layout
 
     spec = spec_path("mixtures", args.spec)
-    run = layout(args.run_dir, spec)
+    run = layout(args.run_dir, spec, args.train_spec)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     implemented = {s.name for s in run.stages}
     print(f"glamkit run: {run.run_dir} (mixture spec {spec})")

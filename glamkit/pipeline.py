@@ -26,13 +26,19 @@ PLANNED: tuple[tuple[str, str], ...] = (
 )
 
 
-def build_stages(mixture_spec: str | Path) -> list[Stage]:
-    """The implemented stages of the recipe for a mixture spec, in order."""
+DEMO_EVAL_LIMIT = 60  # examples per task in the recipe's eval stage (keeps `make demo` short); `glamkit eval`: all
+
+
+def build_stages(mixture_spec: str | Path, train_spec: str | Path = "tiny",
+                 eval_limit: int | None = DEMO_EVAL_LIMIT) -> list[Stage]:
+    """The recipe's stages for a mixture spec and a train spec, in order."""
     from data_specs import specs
+    from eval.run import DEFAULT_TASKS, eval_stage
     from eval.stage import tasks_stage
     from pipelines import curate, mix, report, tokenizer
     from pipelines.classifier_job import classifier_stage
     from pipelines.sources_stage import sources_stage
+    from train.stage import make_stage as train_stage
 
     mixture = specs.load("mixtures", mixture_spec)
     stages = [
@@ -51,9 +57,13 @@ def build_stages(mixture_spec: str | Path) -> list[Stage]:
         tokenizer.make_stage(mixture_spec),
         mix.make_stage(mixture_spec),
         report.make_stage(mixture_spec),
+        train_stage(train_spec),
+        Stage("eval", partial(eval_stage, task_names=DEFAULT_TASKS, limit=eval_limit),
+              config={"tasks": list(DEFAULT_TASKS), "limit": eval_limit}, needs=("train", "tokenizer", "tasks"),
+              version="1", description="evaluate the trained model on the built-in tasks"),
     ]
     return stages
 
 
-def layout(run_dir: str | Path, mixture_spec: str | Path) -> RunLayout:
-    return RunLayout(Path(run_dir), build_stages(mixture_spec))
+def layout(run_dir: str | Path, mixture_spec: str | Path, train_spec: str | Path = "tiny") -> RunLayout:
+    return RunLayout(Path(run_dir), build_stages(mixture_spec, train_spec))

@@ -23,3 +23,18 @@ def demo_sources_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("demo-run")
     layout(run, spec_path("mixtures", "demo")).run(only=["sources"])
     return run
+
+
+@pytest.fixture(scope="session")
+def demo_run(demo_sources_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo recipe through the `report` stage (tasks, classifier, curated, tokenizer, shards, report), built
+    once per session through the stage runner on the shared sources. Tests that change it must restore it."""
+    import shutil
+
+    from data_specs.specs import spec_path
+    from glamkit.pipeline import layout
+
+    run = tmp_path_factory.mktemp("demo-full") / "run"
+    shutil.copytree(demo_sources_run / "sources", run / "sources")
+    layout(run, spec_path("mixtures", "demo")).run(only=["report"])
+    return run

@@ -26,7 +26,6 @@ import pytest
 from data_specs import specs
 from data_specs.hashing import uniform
 from data_specs.shards import SHARD_SCHEMA, ShardManifest
-from data_specs.stages import RunLayout
 from pipelines import mix, mix_cli, report, tokenizer
 from pipelines.mix_plan import MIX_PURPOSE, TRAIN, VALIDATION, copies, curated_files, iter_curated, split_of
 from tests.conftest import PYTHON, REPO
@@ -41,21 +40,9 @@ def _cli(run: Path, *args: str) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def mixed_run(demo_sources_run: Path, tmp_path_factory) -> Path:
-    from pipelines import curate
-    from pipelines.classifier_job import load_sources, train
-
-    run = tmp_path_factory.mktemp("mix") / "run"
-    shutil.copytree(demo_sources_run / "sources", run / "sources")
-    train(specs.load("classifier", "demo"), load_sources(run), run / "classifier")
-    spec = specs.spec_path("mixtures", SPEC)
-    stage = curate.make_stage(spec, standalone=True)
-    stage = type(stage)(**{**stage.__dict__, "inputs": curate.standalone_inputs(spec, run)})
-    RunLayout(run, [stage]).run()
-    for name, make in ((tokenizer.STAGE_NAME, tokenizer.make_stage), (mix.STAGE_NAME, mix.make_stage),
-                       (report.STAGE_NAME, report.make_stage)):
-        mix_cli.run_stage(run, spec, name, make, force=False)
-    return run
+def mixed_run(demo_run: Path) -> Path:
+    """The session's demo run (tests/conftest.py): curated by the real curate job, then tokenizer, mix, report."""
+    return demo_run
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,60 @@
+"""The data-quality study: arms differ only in the web filter, and the report states what the numbers say."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data_specs import specs
+from data_specs.loader import from_mapping, to_plain
+from data_specs.specs import ArmSpec, MixtureSpec, StudySpec
+from eval.study import arm_mixture
+from eval.study_report import summarise, write_report
+
+
+def test_arms_differ_only_in_the_web_filter_and_share_the_tokenizer(tmp_path: Path) -> None:
+    base = to_plain(specs.load("mixtures", "demo"))
+    filtered = arm_mixture(base, True, None)
+    unfiltered = arm_mixture(base, False, tmp_path / "tokenizer.model")
+    assert filtered == base
+    changed = {k for k in base if base[k] != unfiltered[k]}
+    assert changed == {"components", "tokenizer"}
+    assert {k for k in base["components"] if base["components"][k] != unfiltered["components"][k]} == {"web"}
+    assert unfiltered["components"]["web"] == {**base["components"]["web"], "quality_filter": False}
+    assert unfiltered["tokenizer"]["pretrained"] == str(tmp_path / "tokenizer.model")
+    from_mapping(MixtureSpec, unfiltered, "arm")  # still a valid mixture
+
+
+def _fake_study(tmp_path: Path, values: dict[str, list[float]]) -> StudySpec:
+    study = StudySpec(name="t", mixture="demo", train="tiny", tasks=("lambada-books",), seeds=(0, 1, 2),
+                      arms=(ArmSpec("filtered", True), ArmSpec("unfiltered", False)))
+    for arm, vals in values.items():
+        for seed, v in zip(study.seeds, vals, strict=True):
+            folder = tmp_path / arm / f"seed-{seed}"
+            (folder / "eval").mkdir(parents=True)
+            (folder / "eval" / "results.json").write_text(json.dumps({"lambada-books": {"exact_match": {"value": v}}}))
+            (folder / "train").mkdir()
+            (folder / "train" / "metrics.jsonl").write_text(
+                "".join(json.dumps({"step": s, "loss": 5.0 - s / 10, **({"val_loss": 4.0} if s == 3 else {})}) + "\n"
+                        for s in (1, 2, 3)))
+    return study
+
+
+def test_clear_difference_is_reported_significant(tmp_path: Path) -> None:
+    study = _fake_study(tmp_path, {"filtered": [0.30, 0.31, 0.32], "unfiltered": [0.10, 0.11, 0.12]})
+    summary = summarise(study, tmp_path)
+    row = summary["rows"][0]
+    assert row["difference"] == pytest.approx(0.2)
+    assert row["significant"] and row["better"] == "filtered" and row["p_value"] < 0.01
+    assert row["arms"]["filtered"]["ci_low"] < 0.31 < row["arms"]["filtered"]["ci_high"]
+    assert summary["verdict"].startswith("NLG: filtered better on 1, unfiltered better on 0 of 1 metrics; significant")
+    write_report(summary, tmp_path / "study.html")
+    page = (tmp_path / "study.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 and "Welch" in page
+
+
+def test_noise_is_reported_as_not_significant(tmp_path: Path) -> None:
+    study = _fake_study(tmp_path, {"filtered": [0.30, 0.10, 0.22], "unfiltered": [0.12, 0.28, 0.20]})
+    summary = summarise(study, tmp_path)
+    assert not summary["rows"][0]["significant"]
+    assert "no difference is significant at 95% with 3 seeds" in summary["verdict"]

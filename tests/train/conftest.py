@@ -1,0 +1,37 @@
+"""Shared fixtures: token shards built once per session from the real demo corpora."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# Small, fast settings on top of data_specs/train/tiny.yaml (the tiny-moe preset) for 2 CPU cores.
+FAST = {"seq_len": 32, "batch_size": 8, "log_every": 1, "eval_every": 1000, "eval_batches": 2, "prefetch": 2}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def jax_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One persistent XLA cache for this session's trainers, in-process and in child processes: the same
+    tiny-model step compiles once instead of once per run (resume tests start four processes)."""
+    import os
+
+    import jax
+
+    cache = tmp_path_factory.mktemp("jax-cache")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def demo_shards(demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the demo's real token shards (the session's demo run, tests/conftest.py), so training
+    tests never see another test rewriting them."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("train-shards") / "shards"
+    shutil.copytree(demo_run / "shards", copy)
+    return copy

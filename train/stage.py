@@ -1,0 +1,69 @@
+"""The `train` stage of the recipe: train on the mix stage's shards, resumable across kills of `make demo`.
+
+The stage runner gives each attempt a fresh temporary folder, so checkpoints live in a work folder keyed by the
+stage key (`RUN/.train-work/<key>/`), which survives a killed attempt; a rerun resumes there. When training
+finishes, the deterministic artefacts (config.yaml, metrics.jsonl and the final checkpoint) are copied into the
+stage folder; wall-clock timings and TensorBoard events go to `RUN/logs/train/`.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from data_specs.errors import GlamkitError
+from data_specs.stages import StageContext
+
+
+def train_stage(ctx: StageContext, train_spec_path: str | Path, shards_dir: str | Path,
+                overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
+    """Train per the spec on `shards_dir`; returns the summary (first/last loss, validation, ...)."""
+    from train.config import load_train_spec
+    from train.loop import Trainer
+
+    spec = load_train_spec(train_spec_path, overrides)
+    work = ctx.run_dir / ".train-work" / ctx.provenance.get("key", "default")
+    summary = Trainer(spec, work, shards_dir, progress=progress).run()
+    if summary["interrupted"]:  # never mark a half-trained stage complete; the rerun resumes from `work`
+        raise GlamkitError(f"train stopped by SIGTERM at step {summary['steps']}; rerun to resume")
+    for name in ("config.yaml", "metrics.jsonl"):
+        shutil.copy2(work / name, ctx.out / name)
+    final = work / "checkpoints" / str(summary["steps"])
+    shutil.copytree(final, ctx.out / "checkpoint")
+    logs = ctx.run_dir / "logs" / "train"
+    logs.mkdir(parents=True, exist_ok=True)
+    for name in ("timings.jsonl", "tensorboard"):
+        src, dst = work / name, logs / name
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True)
+        elif src.exists():
+            shutil.copy2(src, dst)
+    shutil.rmtree(work, ignore_errors=True)
+    ctx.log.info("train: %d steps, loss %.4f -> %.4f", summary["steps"], summary["first_loss"],
+                 summary["last_loss"])
+    print(f"train: first loss {summary['first_loss']:.4f}, last loss {summary['last_loss']:.4f} "
+          f"({summary['steps']} steps)")
+    summary["checkpoint"] = "checkpoint"
+    return summary
+
+
+class _TrainStageFn:
+    """Picklable stage body: trains on the upstream `shards` stage's output."""
+
+    def __init__(self, train_spec: str, shards_stage: str):
+        self.train_spec, self.shards_stage = train_spec, shards_stage
+
+    def __call__(self, ctx: StageContext) -> dict[str, Any]:
+        return train_stage(ctx, self.train_spec, ctx.upstream[self.shards_stage])
+
+
+def make_stage(train_spec: str | Path = "tiny", shards_stage: str = "shards") -> Any:
+    """The recipe's `train` Stage: needs the mix stage; its key covers the resolved train spec."""
+    from data_specs.specs import spec_path
+    from data_specs.stages import Stage
+    from train.config import load_train_spec
+
+    path = spec_path("train", train_spec)
+    return Stage("train", _TrainStageFn(str(path), shards_stage), config=load_train_spec(path),
+                 needs=(shards_stage,), version="1", description="train the GLaM model on the shards (JAX)")
