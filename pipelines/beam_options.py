@@ -8,6 +8,7 @@ flag the user gives (`--runner=DataflowRunner --project=... --region=...`, `--ru
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import contextvars
 import os
@@ -92,3 +93,16 @@ def _make_code_importable() -> None:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(REPO_ROOT) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), *paths])
+
+
+def pass_unknown_to_beam(parser: argparse.ArgumentParser) -> None:
+    """Options this parser does not know are kept in `beam_args` (not refused): they are Beam's."""
+    base = type(parser)
+
+    class _BeamPassThrough(base):  # type: ignore[misc, valid-type]
+        def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+            ns, extras = super().parse_known_args(args, namespace)
+            ns.beam_args = [*getattr(ns, "beam_args", []), *extras]
+            return ns, []
+
+    parser.__class__ = _BeamPassThrough

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from pipelines.beam_options import pass_unknown_to_beam
+
 EPILOG = """Examples:
   glamkit curate --spec data_specs/mixtures/demo.yaml --run runs/demo
   glamkit curate --spec demo --run runs/demo --direct_num_workers=2 --direct_running_mode=multi_processing
@@ -34,20 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="rerun even if RUN/curated is up to date")
     p.add_argument("--json", action="store_true", help="print stats.json instead of the table")
     p.set_defaults(func=cmd_curate, beam_args=[])
-    _pass_unknown_to_beam(p)
-
-
-def _pass_unknown_to_beam(parser: argparse.ArgumentParser) -> None:
-    """Options this parser does not know are kept in `beam_args` (not refused): they are Beam's."""
-    base = type(parser)
-
-    class _BeamPassThrough(base):  # type: ignore[misc, valid-type]
-        def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
-            ns, extras = super().parse_known_args(args, namespace)
-            ns.beam_args = [*getattr(ns, "beam_args", []), *extras]
-            return ns, []
-
-    parser.__class__ = _BeamPassThrough
+    pass_unknown_to_beam(p)
 
 
 def cmd_curate(args: argparse.Namespace) -> int:

@@ -21,7 +21,6 @@ parallelism or the clock: timings go to the stage log.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -35,7 +34,7 @@ import apache_beam as beam
 import numpy as np
 
 from data_specs.errors import GlamkitError
-from data_specs.hashing import uniform
+from data_specs.hashing import hash_file, uniform
 from data_specs.shards import ComponentMix, ShardInfo, ShardManifest
 from data_specs.specs import MixtureSpec
 from pipelines import packing
@@ -265,7 +264,7 @@ class _WriteShard(beam.DoFn):
         tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
         try:
             packing.write_ipc(str(tmp), table)
-            digest = _sha256(tmp)
+            digest = hash_file(tmp)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
@@ -277,14 +276,6 @@ class _WriteShard(beam.DoFn):
         yield {"file": name, "split": split, "rows": len(rows),
                "tokens": int(sum(int(np.count_nonzero(r[1])) for r in rows)), "sha256": digest,
                "components": by_component}
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_outputs(shards: list[dict[str, Any]], plan: dict[str, Any], job: MixJob) -> dict[str, Any]:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipelines.beam_options import pass_unknown_to_beam
+
 FMT = argparse.RawDescriptionHelpFormatter
 
 
@@ -50,7 +52,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     _common(m)
     m.set_defaults(func=cmd_mix, beam_args=[])
-    _pass_unknown_to_beam(m)
+    pass_unknown_to_beam(m)
 
     r = sub.add_parser(
         "report",
@@ -81,19 +83,6 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="rerun even if the stage is up to date")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a mixture spec key (dotted), e.g. mixing.budget_tokens=2000000")
-
-
-def _pass_unknown_to_beam(parser: argparse.ArgumentParser) -> None:
-    """Options this parser does not know are kept in `beam_args` (not refused): they are Beam's."""
-    base = type(parser)
-
-    class _BeamPassThrough(base):  # type: ignore[misc, valid-type]
-        def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
-            ns, extras = super().parse_known_args(args, namespace)
-            ns.beam_args = [*getattr(ns, "beam_args", []), *extras]
-            return ns, []
-
-    parser.__class__ = _BeamPassThrough
 
 
 # ------------------------------------------------------------------------------------------------ running

@@ -12,7 +12,6 @@ Orbax's StandardSave, sharded as it lives on the mesh, plus a JSON item with the
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -23,6 +22,8 @@ from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+from data_specs.hashing import hash_file
 
 RECORD = "glamkit_files.json"
 TMP_MARK = ".orbax-checkpoint-tmp"
@@ -107,17 +108,10 @@ def _files(path: Path) -> list[Path]:
     return sorted(p for p in path.rglob("*") if p.is_file() and p.name != RECORD)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_record(path: Path, with_hashes: bool = True) -> None:
     """Record every file's size (and sha256, which costs a read of the checkpoint), atomically, after the save."""
-    record = {p.relative_to(path).as_posix(): {"size": p.stat().st_size, "sha256": _sha256(p) if with_hashes else None}
+    record = {p.relative_to(path).as_posix(): {"size": p.stat().st_size,
+                                               "sha256": hash_file(p) if with_hashes else None}
               for p in _files(path)}
     tmp = path / f".{RECORD}.tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -147,6 +141,6 @@ def check_record(path: Path, verify: str = "sha256") -> str | None:
         size = file.stat().st_size
         if size != want["size"]:
             return f"{name} has {size} bytes, {want['size']} were saved"
-        if verify == "sha256" and want["sha256"] and _sha256(file) != want["sha256"]:
+        if verify == "sha256" and want["sha256"] and hash_file(file) != want["sha256"]:
             return f"{name} does not match its saved sha256"
     return None
