@@ -62,7 +62,8 @@ $(BENCH_VENV)/.installed: bench/requirements-datatrove.txt
 	@touch $@
 
 bench: setup $(BENCH_VENV)/.installed
-	@for script in $(wildcard bench/*.py); do echo "== $$script"; $(BIN)/python $$script; done
+	@for script in $(filter-out bench/dedup.py,$(wildcard bench/*.py)); do echo "== $$script"; $(BIN)/python $$script; done
+	@echo "== bench/dedup.py"; $(BIN)/python bench/dedup.py --datatrove-python $(BENCH_VENV)/bin/python
 
 # Needs Chromium (Debian: apt-get install -y chromium); prints SKIPPED and succeeds without it.
 check-report: setup

@@ -81,11 +81,19 @@ def corpus_size(run: Path) -> tuple[int, int]:
 
 
 # ------------------------------------------------------------------------------------------------ modes
+def _without_dedup(spec):
+    """Dedup is a whole-corpus stage with its own bench (bench/dedup.py); here the job and the loop make the same
+    per-document filters/ calls: decode, eval holdout, normalise, language, rules, score, keep."""
+    from dataclasses import replace
+
+    return replace(spec, dedup=replace(spec.dedup, exact=False, near=False, decontaminate=False))
+
+
 def mode_job(run: Path, out: Path, beam_args: list[str]) -> dict:
     from data_specs import specs
     from pipelines.curate import curate
 
-    stats = curate(specs.load("mixtures", "demo"), run, out, beam_args, batch_size=BATCH)
+    stats = curate(_without_dedup(specs.load("mixtures", "demo")), run, out, beam_args, batch_size=BATCH)
     return {c: v["kept"] for c, v in stats["components"].items()}
 
 
@@ -96,14 +104,14 @@ def mode_loop(run: Path, out: Path) -> dict:
     from pipelines import curate_core as core
     from pipelines.curate import DEFAULT_SHARDS, classifier_dir_for, make_plan
 
-    spec = specs.load("mixtures", "demo")
+    spec = _without_dedup(specs.load("mixtures", "demo"))
     plan = make_plan(spec, run / "sources", classifier_dir_for(spec, run), out, batch_size=BATCH)
     clf = load_classifier(plan.classifier_dir)
     finished: list = []
     to_score: list = []
     for split in plan.splits:
         for raws in core.read_split(split, BATCH):
-            for item in core.pre_dedup(raws, plan.rules):
+            for item in core.pre_dedup(raws, plan.rules, (plan.seed, plan.eval_holdout_fraction)):
                 (to_score if item.alive and item.component in plan.quality_components else finished).append(item)
     for i in range(0, len(to_score), BATCH):
         batch = to_score[i : i + BATCH]

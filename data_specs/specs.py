@@ -97,19 +97,47 @@ class QualitySpec:
 
 
 @dataclass(frozen=True)
+class TaskFileSpec:
+    """An eval task file (JSONL) that training text must not overlap: the fields holding its text, any names."""
+
+    path: str
+    fields: tuple[str, ...] = ("text",)  # string fields (or lists of strings) joined into the compared text
+    name: str | None = None  # the task's name in stats.json; default: the file name without extensions
+
+
+@dataclass(frozen=True)
 class DedupSpec:
-    exact: bool = True  # drop exact duplicates of normalised text, across components
-    near: bool = True  # MinHash LSH near-duplicate removal
-    ngram: int = 5  # word n-gram shingles
+    """Exact dedup, MinHash LSH near-dedup and n-gram decontamination (the curate job, after the rules)."""
+
+    exact: bool = True  # drop exact duplicates of normalised text (whitespace collapsed), across components
+    near: bool = True  # MinHash LSH near-duplicate removal, across components
+    ngram: int = 5  # word n-gram shingles (a text shorter than n words is one shingle)
     num_perm: int = 128  # MinHash permutations; must equal bands x rows
     bands: int = 16
-    rows: int = 8  # threshold ~ (1/bands)^(1/rows)
-    priority: tuple[str, ...] = ("wikipedia", "books", "news", "forums", "conversations", "web")  # survivor order
-    decontaminate_ngram: int = 13  # drop training documents sharing an n-gram with an eval task's text
+    rows: int = 8  # implied threshold (1/bands)^(1/rows): 16 x 8 -> 0.707
+    fold_spelling: bool = False  # shingle spelling-folded words (u/v, i/j/y, doubled letters, final e): catches
+    # an early-modern edition and a modernised one of the same text
+    min_similarity: float | None = None  # keep an LSH candidate pair only if its estimated Jaccard (16-bit MinHash
+    # signatures) reaches this; None: every candidate pair counts (plain LSH, as datatrove)
+    priority: tuple[str, ...] = ("wikipedia", "books", "news", "forums", "conversations", "web")  # survivor order:
+    # a cluster keeps its highest-priority component's smallest id (components not listed come last)
+    decontaminate: bool = True  # drop training documents sharing an n-gram with an eval task's text
+    decontaminate_ngram: int = 13
+    builtin_tasks: bool = True  # compare with RUN/tasks (the built-in tasks made from held-out documents)
+    tasks: tuple[TaskFileSpec, ...] = ()  # and with these JSONL task files
+    decontaminate_common_documents: int | None = 10  # a task n-gram found in more than this many distinct training
+    # documents (dedup clusters) is a common phrase or boilerplate, not a leak: ignored. None: never ignored
 
     def __post_init__(self) -> None:
         if self.bands * self.rows != self.num_perm:
             raise ValueError(f"bands x rows = {self.bands * self.rows}, must equal num_perm = {self.num_perm}")
+        unknown = [c for c in self.priority if c not in COMPONENTS]
+        if unknown:
+            raise ValueError(f"priority: unknown component {unknown[0]!r} (one of {', '.join(COMPONENTS)})")
+        if self.ngram < 1 or self.decontaminate_ngram < 1:
+            raise ValueError("ngram and decontaminate_ngram must be at least 1")
+        if self.min_similarity is not None and not 0.0 < self.min_similarity <= 1.0:
+            raise ValueError(f"min_similarity must be in (0, 1], got {self.min_similarity}")
 
 
 @dataclass(frozen=True)

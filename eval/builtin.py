@@ -30,10 +30,6 @@ PER_BOOK = 40  # a held-out book is long: more passages from each
 FEWSHOT_FRACTION = 0.2
 
 
-def is_eval_holdout(doc_id: str, seed: int, fraction: float) -> bool:
-    return fraction > 0 and uniform(doc_id, seed, "eval-holdout") < fraction
-
-
 def _split_of(doc_id: str, seed: int) -> str:
     return "train" if uniform(doc_id, seed, "eval-fewshot") < FEWSHOT_FRACTION else "test"
 
@@ -137,16 +133,3 @@ def write_tasks(tasks: Mapping[str, Mapping[str, list[dict[str, Any]]]], root: P
                     f.write(json.dumps(ex, ensure_ascii=False, sort_keys=True) + "\n")
             counts[name][split] = len(examples)
     return counts
-
-
-def task_texts(root: Path) -> Iterable[tuple[str, str]]:
-    """(task, text) for every example of every built task: what decontamination compares training text with."""
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        for file in sorted(folder.glob("*.jsonl")):
-            with open(file, encoding="utf-8") as f:
-                for line in f:
-                    ex = json.loads(line)
-                    parts = [ex.get("text"), ex.get("context"), ex.get("target")]
-                    if "choices" in ex and "label" in ex:
-                        parts.append(ex["choices"][ex["label"]])
-                    yield folder.name, " ".join(p for p in parts if p)

@@ -8,7 +8,8 @@ from typing import Any
 from data_specs import specs
 from data_specs.records import read_documents
 from data_specs.stages import StageContext
-from eval.builtin import build_tasks, is_eval_holdout, write_tasks
+from eval.builtin import build_tasks, write_tasks
+from filters.holdout import is_eval_holdout
 
 
 def heldout_documents(sources_dir: Path, seed: int, fraction: float):

@@ -3,8 +3,8 @@ which calls the pure functions in `filters/` (normalize, rules, quality, keep).
 
     RUN/sources/<source>.{jsonl.gz,parquet}
       -> read raw records (batches)  -> reshuffle
-      -> decode/schema check, normalise, language filter, heuristic rules         (curate_core.pre_dedup)
-      -> DEDUP_STAGES, in order (empty until the dedup issue lands)
+      -> decode/schema check, eval holdout, normalise, language filter, heuristic rules  (curate_core.pre_dedup)
+      -> DEDUP_STAGES, in order: exact + near dedup, decontamination against RUN/tasks  (pipelines/dedup.py)
       -> quality score + keep rule, quality-filtered components only            (curate_core.score_batch, apply_keep)
       -> outputs, each file sorted and written under a temporary name, then renamed
 
@@ -16,7 +16,8 @@ Outputs in `OUT` (the stage runner's temporary folder, renamed to RUN/curated/ w
     samples/dropped.jsonl.gz                            up to K dropped documents per (component, reason), with text
     dead_letter.jsonl.gz                                records that could not be processed, with the reason
     stats.json                                          per component: read, kept, errored, dropped by reason,
-                                                        bytes in/out, per-source counts, score histograms
+                                                        bytes in/out, per-source counts, score histograms; `dedup`:
+                                                        cluster sizes, largest clusters, contamination per task
 Nothing in OUT depends on the runner, its parallelism or the clock: timings go to the stage log.
 """
 
@@ -35,11 +36,12 @@ from data_specs.errors import GlamkitError
 from data_specs.loader import to_plain
 from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
 from pipelines import curate_core as core
+from pipelines import dedup
 
 log = logging.getLogger("glamkit.curate")
 
 STAGE_NAME = "curated"  # the stage runner names a stage's folder after it: RUN/curated/
-CURATE_VERSION = "1"  # bump when the job's code changes what it writes
+CURATE_VERSION = "2"  # 2: eval holdout, dedup and decontamination  # bump when the job's code changes what it writes
 DEFAULT_SHARDS = 8  # per component
 DEFAULT_BATCH = 256  # records per read batch and per scoring call
 DEFAULT_SAMPLES = 20  # dropped documents sampled per (component, reason)
@@ -63,13 +65,16 @@ class CuratePlan:
     seed: int = 0
     provenance: dict[str, Any] = field(default_factory=dict)
     missing_sources: tuple[str, ...] = ()
+    eval_holdout_fraction: float = 0.0  # documents held out for eval tasks (dropped first, as `eval_holdout`)
+    dedup: dedup.DedupConfig | None = None  # None: no dedup stage
 
 
-# A dedup stage (next issue): (plan, PCollection[Curated] of alive documents) -> PCollection[Curated], the same
-# documents with drop_reason set ("exact_duplicate", "near_duplicate", "contaminated") on those it rejects.
+# A dedup stage: (plan, PCollection[Curated] of alive documents) -> PCollection[Curated], the same documents with
+# drop_reason set ("exact_duplicate", "near_duplicate", "contaminated") on those it rejects; or a pair (that
+# PCollection, a one-element PCollection of a JSON-able summary, which stats.json keeps under "dedup").
 # They run in order after the heuristic rules and before scoring; conservation and outputs need no change.
 DedupStage = Callable[[CuratePlan, Any], Any]
-DEDUP_STAGES: list[tuple[str, DedupStage]] = []
+DEDUP_STAGES: list[tuple[str, DedupStage]] = [("Dedup", dedup.dedup_stage)]
 
 
 # ------------------------------------------------------------------------------------------------ planning
@@ -84,6 +89,7 @@ def curation_config(spec: MixtureSpec, num_shards: int = DEFAULT_SHARDS,
         "rules": {n: to_plain(spec.rules_for(n)) for n in sorted(spec.components)},
         "quality": to_plain(spec.quality),
         "dedup": to_plain(spec.dedup),
+        "eval_holdout_fraction": spec.eval_holdout_fraction,
         "num_shards": num_shards,
         "samples_per_reason": samples_per_reason,
     }
@@ -91,7 +97,9 @@ def curation_config(spec: MixtureSpec, num_shards: int = DEFAULT_SHARDS,
 
 def make_plan(spec: MixtureSpec, sources_dir: Path, classifier_dir: Path | None, out_dir: Path | str,
               provenance: dict[str, Any] | None = None, num_shards: int = DEFAULT_SHARDS,
-              batch_size: int = DEFAULT_BATCH, samples_per_reason: int = DEFAULT_SAMPLES) -> CuratePlan:
+              batch_size: int = DEFAULT_BATCH, samples_per_reason: int = DEFAULT_SAMPLES,
+              task_dir: Path | None = None) -> CuratePlan:
+    """`task_dir`: the built-in tasks (RUN/tasks) that decontamination compares with, besides the spec's files."""
     from pipelines.classifier_job import source_files
 
     files = source_files(sources_dir.parent) if sources_dir.name == "sources" else _files_in(sources_dir)
@@ -130,7 +138,22 @@ def make_plan(spec: MixtureSpec, sources_dir: Path, classifier_dir: Path | None,
         seed=spec.seed,
         provenance=dict(provenance or {}),
         missing_sources=tuple(missing),
+        eval_holdout_fraction=spec.eval_holdout_fraction,
+        dedup=_dedup_config(spec, task_dir),
     )
+
+
+def _dedup_config(spec: MixtureSpec, task_dir: Path | None) -> dedup.DedupConfig | None:
+    d = spec.dedup
+    if not (d.exact or d.near or d.decontaminate):
+        return None
+    if d.decontaminate and d.builtin_tasks and spec.eval_holdout_fraction > 0 and \
+            not (task_dir is not None and Path(task_dir).is_dir()):
+        log.warning("curate: no built-in tasks at %s: decontamination checks the spec's task files only", task_dir)
+    for t in d.tasks:
+        if not Path(t.path).is_file():
+            raise GlamkitError(f"curate: dedup.tasks: no task file {t.path}")
+    return dedup.config_for(d, task_dir)
 
 
 def _files_in(folder: Path) -> dict[str, Path]:
@@ -163,8 +186,13 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
     pre = batches | "Rules" >> beam.ParDo(_PreDedup(plan)).with_outputs("read", main="items")
     alive, finished = pre.items | "SplitAfterRules" >> beam.Partition(_alive_or_finished, 2)
     done: list[Any] = [finished]
-    for name, stage in DEDUP_STAGES:
-        alive, gone = stage(plan, alive) | f"Split{name}" >> beam.Partition(_alive_or_finished, 2)
+    summaries: list[Any] = []
+    for name, stage in DEDUP_STAGES if plan.dedup is not None else ():
+        out = stage(plan, alive)
+        if isinstance(out, tuple):
+            out, summary = out
+            summaries.append(summary)
+        alive, gone = out | f"Split{name}" >> beam.Partition(_alive_or_finished, 2)
         done.append(gone)
     to_score, unscored = alive | "NeedsScore" >> beam.Partition(
         lambda it, n, q: 0 if it.component in q else 1, 2, set(plan.quality_components))
@@ -210,11 +238,16 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
     )
     reads = pre.read | "ReadStats" >> beam.Map(lambda r: ("read", r))
     outcomes = final | "OutcomeStats" >> beam.Map(lambda it: ("outcome", core.stat_of(it)))
+    dedup_summary = (
+        summaries[0] if len(summaries) == 1
+        else summaries | "DedupSummaries" >> beam.Flatten() if summaries
+        else pipeline | "NoDedupSummary" >> beam.Create([])
+    ) | "DedupSummaryList" >> beam.combiners.ToList()
     (
         (reads, outcomes)
         | "StatsAll" >> beam.Flatten()
         | "Stats" >> beam.CombineGlobally(_StatsFn())
-        | "WriteStats" >> beam.ParDo(_WriteStats(plan))
+        | "WriteStats" >> beam.ParDo(_WriteStats(plan), beam.pvalue.AsSingleton(dedup_summary))
     )
 
 
@@ -255,6 +288,7 @@ def _sharded(beam: Any, label: str, items: Any, shard_keys: list, plan: CuratePl
 class _PreDedup(beam.DoFn):
     def __init__(self, plan: CuratePlan) -> None:
         self.rules = plan.rules
+        self.holdout = (plan.seed, plan.eval_holdout_fraction)
 
     def process(self, batch: list[core.RawRecord]) -> Iterable[Any]:
         counts: dict[tuple[str, str], int] = {}
@@ -262,7 +296,7 @@ class _PreDedup(beam.DoFn):
             counts[(raw.component, raw.source)] = counts.get((raw.component, raw.source), 0) + 1
         for (component, source), n in sorted(counts.items()):
             yield beam.pvalue.TaggedOutput("read", (component, source, n))
-        yield from core.pre_dedup(batch, self.rules)
+        yield from core.pre_dedup(batch, self.rules, self.holdout)
 
 
 class _Score(beam.DoFn):
@@ -345,9 +379,11 @@ class _WriteStats(beam.DoFn):
     def __init__(self, plan: CuratePlan) -> None:
         self.out_dir, self.components, self.missing = plan.out_dir, plan.components, plan.missing_sources
 
-    def process(self, stats: dict) -> Iterable[None]:
+    def process(self, stats: dict, dedup_summaries: list) -> Iterable[None]:
         final = core.finish_stats(stats, self.components)  # raises ConservationError: the job fails
         final["missing_sources"] = list(self.missing)
+        if dedup_summaries:
+            final["dedup"] = dedup_summaries[0] if len(dedup_summaries) == 1 else dedup_summaries
         core.write_bytes_atomic(f"{self.out_dir}/{STATS_FILE}",
                                 (json.dumps(final, sort_keys=True, indent=2) + "\n").encode())
         return ()
@@ -376,12 +412,16 @@ def run_job(plan: CuratePlan, beam_args: Sequence[str] = ()) -> dict[str, Any]:
 def curate(spec: MixtureSpec, run_dir: Path, out_dir: Path, beam_args: Sequence[str] = (),
            provenance: dict[str, Any] | None = None, classifier_dir: Path | None = None,
            sources_dir: Path | None = None, num_shards: int = DEFAULT_SHARDS, batch_size: int = DEFAULT_BATCH,
-           samples_per_reason: int = DEFAULT_SAMPLES) -> dict[str, Any]:
-    """Curate RUN/sources into out_dir (which should be a fresh folder: the stage runner's temporary one)."""
+           samples_per_reason: int = DEFAULT_SAMPLES, task_dir: Path | None = None) -> dict[str, Any]:
+    """Curate RUN/sources into out_dir (which should be a fresh folder: the stage runner's temporary one).
+    Decontamination compares with `task_dir` (default RUN/tasks, the built-in tasks) and the spec's task files."""
     sources_dir = sources_dir or run_dir / "sources"
     classifier_dir = classifier_dir or classifier_dir_for(spec, run_dir)
+    task_dir = task_dir or run_dir / "tasks"
     plan = make_plan(spec, sources_dir, classifier_dir, out_dir, provenance, num_shards, batch_size,
-                     samples_per_reason)
+                     samples_per_reason, task_dir)
+    if plan.dedup is not None:
+        log.info("%s", dedup.describe(spec.dedup))
     return run_job(plan, beam_args)
 
 
@@ -393,8 +433,9 @@ def summary_of(stats: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------------ stage
 def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS) -> dict[str, Any]:
-    """The stage-runner entry point (glamkit/pipeline.py): reads ctx.upstream['sources'] (and 'classifier'),
-    writes ctx.out. Beam flags come from `pipelines.beam_options.beam_args(...)` (set by `glamkit curate`)."""
+    """The stage-runner entry point (glamkit/pipeline.py): reads ctx.upstream['sources'], 'tasks'
+    (decontamination) and 'classifier', writes ctx.out. Beam flags come from
+    `pipelines.beam_options.beam_args(...)` (set by `glamkit curate`)."""
     import time
 
     from data_specs import specs
@@ -403,10 +444,14 @@ def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFA
     spec = specs.load("mixtures", mixture_spec_path)
     sources_dir = Path(ctx.upstream.get("sources", ctx.run_dir / "sources"))
     classifier_dir = classifier_dir_for(spec, ctx.run_dir, ctx.upstream.get("classifier"))
+    task_dir = Path(ctx.upstream.get("tasks", ctx.run_dir / "tasks"))
     args = current_beam_args()
     ctx.log.info("curate: beam args %s", " ".join(args) or "(none: in-process FnApiRunner)")
+    ctx.log.info("%s", dedup.describe(spec.dedup))
+    print(dedup.describe(spec.dedup))  # the implied similarity threshold, on the console too
     start = time.perf_counter()
-    stats = curate(spec, ctx.run_dir, ctx.out, args, ctx.provenance, classifier_dir, sources_dir, num_shards)
+    stats = curate(spec, ctx.run_dir, ctx.out, args, ctx.provenance, classifier_dir, sources_dir, num_shards,
+                   task_dir=task_dir)
     seconds = time.perf_counter() - start
     if stats:
         print_table(stats)  # what `make demo` shows for this stage
@@ -418,18 +463,19 @@ def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFA
 
 
 def make_stage(mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS, standalone: bool = False) -> Any:
-    """The curate Stage for the recipe: needs the `sources` and `classifier` stages. `standalone` (no upstream
-    stages in the layout) fingerprints RUN/sources and the classifier folder as external inputs instead."""
+    """The curate Stage for the recipe: needs the `sources`, `tasks` (the eval holdout's tasks, for
+    decontamination) and `classifier` (when the mixture has a quality filter) stages. `standalone` (no upstream
+    stages in the layout) fingerprints RUN/sources, RUN/tasks and the classifier folder as external inputs."""
     from data_specs import specs
     from data_specs.stages import Stage
 
     spec = specs.load("mixtures", mixture_spec_path)
     config = curation_config(spec, num_shards)
     run = _StageFn(str(mixture_spec_path), num_shards)
-    description = "normalise, filter, score and Pareto-sample documents (Beam)"
+    description = "normalise, filter, dedup, decontaminate, score and Pareto-sample documents (Beam)"
     if not standalone:
-        return Stage(STAGE_NAME, run, config, needs=("sources", "classifier"), version=CURATE_VERSION,
-                     description=description)
+        needs = ("sources", "tasks", "classifier") if spec.quality is not None else ("sources", "tasks")
+        return Stage(STAGE_NAME, run, config, needs=needs, version=CURATE_VERSION, description=description)
     return Stage(STAGE_NAME, run, config, version=CURATE_VERSION, description=description)
 
 
@@ -438,6 +484,9 @@ def standalone_inputs(spec_path: str | Path, run_dir: Path) -> tuple[Path, ...]:
 
     spec = specs.load("mixtures", spec_path)
     inputs = [run_dir / "sources"]
+    if (run_dir / "tasks").is_dir():
+        inputs.append(run_dir / "tasks")
+    inputs += [Path(t.path) for t in spec.dedup.tasks]
     clf = classifier_dir_for(spec, run_dir)
     if clf is not None:
         inputs.append(clf)

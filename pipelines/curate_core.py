@@ -3,10 +3,14 @@ benchmark's plain loop: raw record in, curated record out. No Beam here.
 
 Stages, in order; a document leaves at the first that rejects it, and that stage's rule is its `drop_reason`:
   1. decode / schema check  -> errored (dead letter) when the record cannot be processed; nothing else is errored
+  1b. eval holdout          -> "eval_holdout": documents the mixture holds out for eval tasks
+                               (filters.holdout.is_eval_holdout: uniform(id, seed, "eval-holdout") < fraction) never
+                               reach a training mixture, whatever the later stages decide
   2. normalisation          (filters.normalize.normalize_document: never rejects)
   3. language               -> "language", "min_language_score"
   4. heuristic rules        -> filters.rules.TEXT_RULES ("min_words", ..., "min_stop_words")
-  5. dedup (next issue)     -> DEDUP_REASONS, plugged in between rules and scoring (see pipelines/curate.py)
+  5. dedup                  -> DEDUP_REASONS: exact, then near duplicates, then contaminated (pipelines/dedup.py,
+                               plugged in between rules and scoring: pipelines/curate.py's DEDUP_STAGES)
   6. quality score + keep   -> "quality" (components with quality_filter only; the score is kept on every document
                                that reaches this stage, dropped or not)
 """
@@ -27,13 +31,15 @@ import pyarrow as pa
 from data_specs.hashing import uniform
 from data_specs.records import COMPONENTS, DOCUMENT_SCHEMA, Document
 from data_specs.specs import KeepRuleSpec, RulesSpec
+from filters.holdout import is_eval_holdout  # the eval tasks' own rule: held out there, dropped here
 from filters.keep import TopFractionCutoff, apply_keep_rule
 from filters.normalize import normalize_document
 from filters.rules import LANGUAGE_RULES, TEXT_RULES, language_failure, rule_failure
 
-DEDUP_REASONS: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "contaminated")  # the dedup issue's
+EVAL_HOLDOUT_REASON = "eval_holdout"
+DEDUP_REASONS: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "contaminated")
 QUALITY_REASON = "quality"
-DROP_REASONS: tuple[str, ...] = (*LANGUAGE_RULES, *TEXT_RULES, *DEDUP_REASONS, QUALITY_REASON)
+DROP_REASONS: tuple[str, ...] = (EVAL_HOLDOUT_REASON, *LANGUAGE_RULES, *TEXT_RULES, *DEDUP_REASONS, QUALITY_REASON)
 HIST_BINS = 20  # score histograms: 20 bins over [0, 1]
 SAMPLE_TEXT_CHARS = 4000  # dropped-document samples keep this much text (bounded output)
 DEAD_LETTER_EXCERPT = 300  # bytes of an errored record kept in the dead-letter file
@@ -247,8 +253,11 @@ def _payload_bytes(payload: bytes | dict[str, Any]) -> int:
 
 
 # ------------------------------------------------------------------------------------------------ stages
-def pre_dedup(raws: Sequence[RawRecord], rules: Mapping[str, RulesSpec]) -> list[Curated]:
-    """Stages 1-4 over a batch: decode/schema check, normalisation, language filter, heuristic rules."""
+def pre_dedup(raws: Sequence[RawRecord], rules: Mapping[str, RulesSpec],
+              holdout: tuple[int, float] | None = None) -> list[Curated]:
+    """Stages 1-4 over a batch: decode/schema check, eval holdout (`holdout` = (seed, fraction)), normalisation,
+    language filter, heuristic rules."""
+    seed, fraction = holdout or (0, 0.0)
     out = []
     for raw in raws:
         item = Curated(raw.source, raw.component, raw.locator)
@@ -261,6 +270,11 @@ def pre_dedup(raws: Sequence[RawRecord], rules: Mapping[str, RulesSpec]) -> list
             out.append(item)
             continue
         item.text_bytes = len(doc.text.encode("utf-8"))
+        if is_eval_holdout(doc.id, seed, fraction):
+            item.doc = doc
+            item.drop_reason = EVAL_HOLDOUT_REASON
+            out.append(item)
+            continue
         text = normalize_document(doc.text)
         item.doc = Document(doc.id, doc.component, doc.source, text, doc.url, doc.meta)
         spec = rules[raw.component]

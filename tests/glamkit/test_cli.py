@@ -15,7 +15,7 @@ def glamkit(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess:
 def test_help_lists_the_stages_and_an_example() -> None:
     out = glamkit("--help")
     assert out.returncode == 0
-    for stage in ("sources", "classifier", "curate", "tokenizer", "mix", "report", "train", "eval"):
+    for stage in ("sources", "tasks", "classifier", "curated", "tokenizer", "shards", "report", "train", "eval"):
         assert f"\n  {stage} " in out.stdout
     assert "Example:" in out.stdout
 
@@ -50,7 +50,7 @@ def test_failure_is_one_line_exit_1_and_debug_shows_traceback(tmp_path: Path) ->
 def test_run_names_the_stages_and_skips_what_is_done(demo_sources_run: Path) -> None:
     out = glamkit("run", "--spec", "demo", "--run", str(demo_sources_run), "--only", "sources")
     assert out.returncode == 0, out.stderr
-    for stage in ("sources", "classifier", "curate", "mix", "train", "eval"):
+    for stage in ("sources", "classifier", "curated", "shards", "train", "eval"):
         assert f"\n  {stage} " in out.stdout
     assert "sources     skipped" in out.stdout
 

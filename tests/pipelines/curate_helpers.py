@@ -16,15 +16,30 @@ from tests.conftest import PYTHON, REPO
 
 def build_demo_run(sources_run: Path, run_dir: Path) -> Path:
     """A run folder for the curate tests: RUN/sources copied from the session's demo run (the real demo corpora,
-    read by the sources stage) and RUN/classifier trained on them with the demo classifier spec."""
+    read by the sources stage), RUN/tasks built from the documents the demo mixture holds out (what
+    decontamination compares with) and RUN/classifier trained on them with the demo classifier spec."""
     import shutil
 
     from data_specs import specs
     from pipelines.classifier_job import load_sources, train
 
     shutil.copytree(sources_run / "sources", run_dir / "sources")
+    build_tasks(run_dir, "demo")
     train(specs.load("classifier", "demo"), load_sources(run_dir), run_dir / "classifier")
     return run_dir
+
+
+def build_tasks(run_dir: Path, mixture: str | Path) -> dict:
+    """RUN/tasks: the built-in eval tasks from RUN/sources' documents that the mixture holds out (the tasks stage's
+    own functions)."""
+    from data_specs import specs
+    from eval.builtin import build_tasks as build
+    from eval.builtin import write_tasks
+    from eval.stage import heldout_documents
+
+    spec = specs.load("mixtures", mixture)
+    docs = heldout_documents(run_dir / "sources", spec.seed, spec.eval_holdout_fraction)
+    return write_tasks(build(docs, spec.seed), run_dir / "tasks")
 
 
 def tree_digest(folder: Path) -> dict[str, str]:

@@ -108,16 +108,18 @@ def test_conservation_and_outputs_agree_with_stats(reference: tuple[Path, dict])
 
 
 def test_real_wikipedia_and_books_are_kept(reference: tuple[Path, dict]) -> None:
-    """Rules that drop real Wikipedia articles or plays are bugs. Every book and play is kept; Wikipedia loses at
-    most list pages (a list of names that language ID cannot place, a list of rivers that repeats its phrasing)."""
+    """Rules that drop real Wikipedia articles or plays are bugs. No book or play is dropped by a rule (only held out
+    for eval, or as the second edition of a play, or for overlapping a held-out one); Wikipedia loses at most list
+    pages to the rules (a list of names that language ID cannot place, a list of rivers that repeats its phrasing)."""
     out, _ = reference
     comps = _stats(out)["components"]
-    assert comps["books"]["dropped"] == {}
-    assert comps["books"]["kept"] == comps["books"]["read"]
+    not_rules = {"eval_holdout", "exact_duplicate", "near_duplicate", "contaminated"}
+    assert set(comps["books"]["dropped"]) <= not_rules
     wiki = comps["wikipedia"]
-    assert wiki["kept"] >= 0.97 * wiki["read"]
+    assert sum(n for r, n in wiki["dropped"].items() if r not in not_rules) <= 0.03 * wiki["read"]
     with gzip.open(out / "samples" / "dropped.jsonl.gz", "rt") as f:
-        dropped_wiki = [json.loads(line) for line in f if '"wikipedia"' in line]
+        dropped_wiki = [row for row in map(json.loads, f) if row["component"] == "wikipedia"
+                        and row["drop_reason"] not in not_rules]
     for doc in dropped_wiki:
         lines = [ln for ln in doc["text"].split("\n") if ln.strip()]
         prose = [ln for ln in lines if ln.rstrip().endswith((".", "?", "!", '"')) and len(ln.split()) >= 8]

@@ -1,0 +1,644 @@
+"""Dedup and decontamination as Beam transforms: thin glue over `filters/dedup.py`.
+
+    documents (text)                          one pass per document: exact key, MinHash band keys, b-bit signature,
+      -> Signatures (no text from here on)    task n-grams it contains (filters.dedup.signature)
+      -> exact groups        GroupByKey(exact key)          -> exact_duplicate: every member but the group's first
+      -> LSH buckets         GroupByKey(band key)           -> star edges (member, bucket's first member)
+      -> verification        CoGroupByKey(node), twice      -> edges whose estimated Jaccard >= min_similarity
+      -> connected components: alternating large-star / small-star rounds (Kiveris et al. 2014), a convergence
+         check, and a union-find over the (normally empty) residual -> a label per node: its component's first node
+      -> near_duplicate: every node whose label is not itself
+      -> decontamination: task n-grams found in more than `decontaminate_common_documents` distinct clusters are
+         common phrases (ignored); a surviving document holding any other task n-gram is `contaminated`
+      -> verdicts: doc id -> drop reason (dropped documents only), joined back to the documents by id as a side
+         input (the text never goes through a shuffle)
+
+"First" is the survivor rule, which depends on nothing but the documents: a node is the string
+`<component rank><doc id>`, the rank being the component's place in `DedupSpec.priority`, so the smallest node of a
+cluster is its highest-priority component's smallest id. Shuffles carry nodes, 64-bit keys and signature bytes.
+
+The curate job calls `dedup_stage` (its DEDUP_STAGES hook); `dedup_files_job` runs the same transforms over
+document files on their own (bench/dedup.py), writing the survivors' documents by re-reading the files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+
+from data_specs.records import COMPONENTS
+from data_specs.specs import DedupSpec
+from filters import dedup as fd
+
+log = logging.getLogger("glamkit.dedup")
+
+EXACT, NEAR, CONTAMINATED = "exact_duplicate", "near_duplicate", "contaminated"
+REASON_ORDER = {EXACT: 0, NEAR: 1, CONTAMINATED: 2}
+CC_ROUNDS = 4  # large-star + small-star pairs; what is left unconverged after them goes to a union-find
+TOP_CLUSTERS = 10
+CLUSTER_MEMBERS = 20  # ids listed per reported cluster
+SNIPPET_CHARS = 300
+SIG_BITS = 16  # bits of each MinHash value kept for verification (b-bit MinHash; collision bias corrected)
+
+
+# ------------------------------------------------------------------------------------------------ config
+@dataclass(frozen=True)
+class TaskSource:
+    """Where decontamination's task texts come from: a built-in tasks folder (filters.dedup.task_folder_texts), or a
+    JSONL file whose `fields` hold the text."""
+
+    path: str
+    fields: tuple[str, ...] = ()  # empty: a built-in tasks folder
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class DedupConfig:
+    """What the dedup transforms need (picklable: it travels to the workers)."""
+
+    spec: DedupSpec
+    task_sources: tuple[TaskSource, ...] = ()
+
+    @property
+    def params(self) -> fd.MinHashParams:
+        return fd.MinHashParams(self.spec.num_perm, self.spec.bands, self.spec.rows)
+
+    @property
+    def min_similarity(self) -> float | None:
+        return self.spec.min_similarity
+
+    def rank_of(self, component: str) -> int:
+        return component_ranks(self.spec.priority).get(component, len(COMPONENTS))
+
+
+def component_ranks(priority: Sequence[str]) -> dict[str, int]:
+    """The survivor order: the spec's priority list, then the components it does not name (in COMPONENTS order)."""
+    order = [*priority, *(c for c in COMPONENTS if c not in priority)]
+    return {c: i for i, c in enumerate(order)}
+
+
+def node_of(rank: int, doc_id: str) -> str:
+    return f"{rank:02d}{doc_id}"
+
+
+def id_of(node: str) -> str:
+    return node[2:]
+
+
+def config_for(spec: DedupSpec, task_dir: str | Path | None) -> DedupConfig:
+    """Builtin tasks (RUN/tasks, when it exists) plus the spec's task files."""
+    sources = []
+    if spec.decontaminate:
+        if spec.builtin_tasks and task_dir is not None and Path(task_dir).is_dir():
+            sources.append(TaskSource(str(task_dir)))
+        for t in spec.tasks:
+            sources.append(TaskSource(t.path, tuple(t.fields), t.name))
+    return DedupConfig(spec, tuple(sources))
+
+
+def load_task_index(config: DedupConfig) -> fd.TaskIndex:
+    def items() -> Iterator[tuple[str, str]]:
+        for src in config.task_sources:
+            if src.fields:
+                yield from fd.jsonl_task_texts(src.path, src.fields, src.name)
+            else:
+                yield from fd.task_folder_texts(Path(src.path))
+
+    return fd.TaskIndex.build(items(), config.spec.decontaminate_ngram)
+
+
+def describe(spec: DedupSpec) -> str:
+    """One line for the log and the console: the LSH setting and its implied similarity threshold."""
+    thr = fd.implied_threshold(spec.bands, spec.rows)
+    verify = f", verified at estimated Jaccard >= {spec.min_similarity:.2f}" if spec.min_similarity else ""
+    return (f"dedup: exact {'on' if spec.exact else 'off'}; near {'on' if spec.near else 'off'}: "
+            f"word {spec.ngram}-gram shingles{' (spelling folded)' if spec.fold_spelling else ''}, "
+            f"{spec.num_perm} permutations = "
+            f"{spec.bands} bands x {spec.rows} rows, implied Jaccard threshold (1/{spec.bands})^(1/{spec.rows}) = "
+            f"{thr:.3f}{verify}; decontamination {'on' if spec.decontaminate else 'off'} "
+            f"({spec.decontaminate_ngram}-grams)")
+
+
+# ------------------------------------------------------------------------------------------------ signatures
+# A document's record through the shuffles: (node, exact key, band keys, b-bit signature bytes, task n-grams).
+Features = tuple[str, bytes, tuple[int, ...], bytes, tuple[int, ...]]
+
+
+class _Featurizer:
+    """Signature of one text; the task index is loaded once per worker, on first use."""
+
+    def __init__(self, config: DedupConfig) -> None:
+        self.config = config
+        self.index: fd.TaskIndex | None = None
+
+    def __call__(self, node: str, text: str) -> Features:
+        if self.index is None:
+            self.index = load_task_index(self.config)
+        spec = self.config.spec
+        p = self.config.params
+        toks = fd.words(text)
+        base = fd.word_hashes(toks)
+        bands: tuple[int, ...] = ()
+        sig = b""
+        if spec.near:
+            sh_base = fd.word_hashes([fd._fold(w) for w in toks]) if spec.fold_spelling else base
+            sh = np.unique(fd.ngram_hashes(sh_base, spec.ngram))
+            if len(sh):
+                full = fd.minhash(sh, p.num_perm, p.seed)
+                bands = tuple(fd.band_keys(full, p.bands, p.rows))
+                if spec.min_similarity:
+                    sig = (full & np.uint32((1 << SIG_BITS) - 1)).astype("<u2").tobytes()
+        matched: tuple[int, ...] = ()
+        if spec.decontaminate and len(self.index):
+            matched = self.index.matches(fd.ngram_hashes(base, self.index.n, short=False))
+        exact = fd.exact_key(text) if spec.exact else b""
+        return node, exact, bands, sig, matched
+
+
+class _CuratedFeatures(beam.DoFn):
+    def __init__(self, config: DedupConfig) -> None:
+        self.config = config
+        self.featurize: _Featurizer | None = None
+
+    def process(self, item: Any) -> Iterable[Features]:
+        if self.featurize is None:
+            self.featurize = _Featurizer(self.config)
+        yield self.featurize(node_of(self.config.rank_of(item.component), item.doc.id), item.doc.text)
+
+
+def estimated_similarity(a: bytes, b: bytes) -> float:
+    """Jaccard estimate from two b-bit signatures, corrected for chance collisions of the kept bits."""
+    x = np.frombuffer(a, dtype="<u2")
+    y = np.frombuffer(b, dtype="<u2")
+    match = float(np.mean(x == y))
+    chance = 2.0**-SIG_BITS
+    return max(0.0, (match - chance) / (1.0 - chance))
+
+
+# ------------------------------------------------------------------------------------------------ clustering
+def _exact_groups(kv: tuple[bytes, Iterable[str]]) -> Iterator[tuple[str, Any]]:
+    nodes = sorted(set(kv[1]))
+    if len(nodes) > 1:
+        yield "size", len(nodes)
+        for node in nodes[1:]:
+            yield "drop", (node, nodes[0])
+
+
+def _star_edges(kv: tuple[int, Iterable[str]]) -> Iterator[tuple[str, str]]:
+    nodes = sorted(set(kv[1]))
+    for node in nodes[1:]:
+        yield node, nodes[0]
+
+
+def _both_ways(edge: tuple[str, str]) -> Iterator[tuple[str, str]]:
+    yield edge
+    yield edge[1], edge[0]
+
+
+def _large_star(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
+    u, nbrs = kv
+    nb = set(nbrs)
+    m = min(nb | {u})
+    for v in nb:
+        if v > u and v != m:
+            yield v, m
+            yield m, v
+
+
+def _small_star(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
+    u, nbrs = kv
+    low = {v for v in nbrs if v < u} | {u}
+    m = min(low)
+    for v in low:
+        if v != m:
+            yield v, m
+            yield m, v
+
+
+def _parent_claims(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
+    """(node, parent of a neighbour or of itself): after convergence every node hears one parent."""
+    u, nbrs = kv
+    nb = set(nbrs)
+    p = min(nb | {u})
+    yield u, p
+    for v in nb:
+        yield v, p
+
+
+def _residual(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
+    u, parents = kv
+    ps = set(parents)
+    if len(ps) > 1:
+        for p in sorted(ps):
+            yield u, p
+
+
+class _UnionFind(beam.CombineFn):
+    """Union-find (root = smallest node) over the residual pairs of unconverged components: empty when the rounds
+    converged, which they do on every graph measured here; the result does not depend on merge order."""
+
+    def create_accumulator(self) -> list:
+        return []
+
+    def add_input(self, acc: list, pair: tuple[str, str]) -> list:
+        acc.append(pair)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list]) -> list:
+        return [p for acc in accs for p in acc]
+
+    def extract_output(self, acc: list) -> dict[str, str]:
+        parent: dict[str, str] = {}
+
+        def find(x: str) -> str:
+            root = x
+            while parent.get(root, root) != root:
+                root = parent[root]
+            while parent.get(x, x) != root:
+                parent[x], x = root, parent[x]
+            return root
+
+        for a, b in acc:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+        return {x: find(x) for x in sorted(parent)}
+
+
+class ConnectedComponents(beam.PTransform):
+    """Undirected edges (a, b) -> (node, label) for every node on an edge; the label is the component's smallest
+    node. CC_ROUNDS alternations of large-star and small-star, then a convergence check; nodes whose neighbours
+    still disagree on their parent are resolved by one union-find over just those (counted in the summary)."""
+
+    def __init__(self, label: str = "CC", rounds: int = CC_ROUNDS) -> None:
+        super().__init__()
+        self.label_ = label
+        self.rounds = rounds
+
+    def expand(self, edges: Any) -> Any:
+        n = self.label_
+        cur = edges | f"{n}Both" >> beam.FlatMap(_both_ways)
+        for i in range(self.rounds):
+            cur = (
+                cur
+                | f"{n}LargeGroup{i}" >> beam.GroupByKey()
+                | f"{n}Large{i}" >> beam.FlatMap(_large_star)
+                | f"{n}SmallGroup{i}" >> beam.GroupByKey()
+                | f"{n}Small{i}" >> beam.FlatMap(_small_star)
+            )
+        adj = cur | f"{n}Adjacency" >> beam.GroupByKey()
+        parents = adj | f"{n}Parent" >> beam.Map(lambda kv: (kv[0], min(set(kv[1]) | {kv[0]})))
+        residual = (
+            adj
+            | f"{n}Claims" >> beam.FlatMap(_parent_claims)
+            | f"{n}ClaimsGroup" >> beam.GroupByKey()
+            | f"{n}Residual" >> beam.FlatMap(_residual)
+        )
+        uf = residual | f"{n}UnionFind" >> beam.CombineGlobally(_UnionFind())
+        labels = parents | f"{n}Label" >> beam.Map(lambda up, roots: (up[0], roots.get(up[1], up[1])),
+                                                   beam.pvalue.AsSingleton(uf))
+        self.residual_count = residual | f"{n}ResidualNodes" >> beam.Map(lambda kv: kv[0])
+        return labels
+
+
+def _verify_first(kv: tuple[str, dict]) -> Iterator[tuple[str, tuple[str, bytes]]]:
+    """CoGroupByKey by the larger node u: {edges: [m...], sig: [sig_u]} -> (m, (u, sig_u))."""
+    u, g = kv
+    sigs = list(g["sig"])
+    if not sigs:
+        return
+    for m in sorted(set(g["edges"])):
+        yield m, (u, sigs[0])
+
+
+def _verify_second(kv: tuple[str, dict], threshold: float) -> Iterator[tuple[str, Any]]:
+    m, g = kv
+    sigs = list(g["sig"])
+    if not sigs:
+        return
+    for u, sig_u in sorted(set(g["cands"])):
+        yield ("edge", (u, m)) if estimated_similarity(sig_u, sigs[0]) >= threshold else ("rejected", 1)
+
+
+def _contamination_candidates(kv: tuple[str, dict]) -> Iterator[tuple[int, tuple[str, str]]]:
+    node, g = kv
+    labels = list(g["label"])
+    root = labels[0] if labels else node
+    for matched in g["matched"]:
+        for h in matched:
+            yield h, (node, root)
+
+
+def _common_or_contaminating(kv: tuple[int, Iterable[tuple[str, str]]], limit: int | None) -> Iterator[Any]:
+    h, pairs = kv
+    pairs = set(pairs)
+    roots = {r for _, r in pairs}
+    if limit and len(roots) > limit:
+        yield "common", h
+        return
+    for node, root in sorted(pairs):
+        if node == root:  # survivors only: a duplicate is dropped as such before decontamination
+            yield "hit", (node, h)
+
+
+class _Contaminated(beam.DoFn):
+    def __init__(self, config: DedupConfig) -> None:
+        self.config = config
+        self.index: fd.TaskIndex | None = None
+
+    def process(self, kv: tuple[str, Iterable[int]]) -> Iterable[tuple[str, tuple[str, ...]]]:
+        if self.index is None:
+            self.index = load_task_index(self.config)
+        tasks = sorted({t for h in kv[1] for t in self.index.tasks_of(h)})
+        yield kv[0], tuple(tasks)
+
+
+# ------------------------------------------------------------------------------------------------ the transform
+class DedupVerdicts(beam.PTransform):
+    """Features -> (verdicts, summary parts): verdicts are (doc id, (reason, detail)) for dropped documents only;
+    summary parts are small tagged records that `summarize` combines into stats.json's `dedup` section."""
+
+    def __init__(self, config: DedupConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def expand(self, feats: Any) -> Any:
+        spec = self.config.spec
+        parts: list[Any] = []
+        verdicts: list[Any] = []
+        p = feats.pipeline
+        parts.append(feats | "DedupCount" >> beam.Map(lambda f: ("documents", 1)))
+        if spec.exact:
+            exact = (
+                feats
+                | "ExactKeys" >> beam.Map(lambda f: (f[1], f[0]))
+                | "ExactGroup" >> beam.GroupByKey()
+                | "ExactClusters" >> beam.FlatMap(_exact_groups)
+            )
+            verdicts.append(exact | "ExactDrops" >> beam.FlatMap(
+                lambda kv: [(id_of(kv[1][0]), (EXACT, id_of(kv[1][1])))] if kv[0] == "drop" else []))
+            parts.append(exact | "ExactSizes" >> beam.FlatMap(
+                lambda kv: [("exact_size", kv[1])] if kv[0] == "size" else []))
+        labels = p | "NoLabels" >> beam.Create([])
+        if spec.near:
+            edges = (
+                feats
+                | "BandKeys" >> beam.FlatMap(lambda f: [(k, f[0]) for k in f[2]])
+                | "BandGroup" >> beam.GroupByKey()
+                | "StarEdges" >> beam.FlatMap(_star_edges)
+            )
+            if spec.min_similarity:
+                sigs = feats | "Sigs" >> beam.FlatMap(lambda f: [(f[0], f[3])] if f[3] else [])
+                first = (
+                    {"edges": edges, "sig": sigs}
+                    | "VerifyJoin1" >> beam.CoGroupByKey()
+                    | "VerifyFirst" >> beam.FlatMap(_verify_first)
+                )
+                checked = (
+                    {"cands": first, "sig": sigs}
+                    | "VerifyJoin2" >> beam.CoGroupByKey()
+                    | "VerifySecond" >> beam.FlatMap(_verify_second, spec.min_similarity)
+                )
+                edges = checked | "Verified" >> beam.FlatMap(lambda kv: [kv[1]] if kv[0] == "edge" else [])
+                parts.append(checked | "RejectedCount" >> beam.FlatMap(
+                    lambda kv: [("rejected_edges", 1)] if kv[0] == "rejected" else []))
+            parts.append(edges | "EdgeCount" >> beam.Map(lambda e: ("edges", 1)))
+            cc = ConnectedComponents("CC")
+            labels = edges | "Components" >> cc
+            parts.append(cc.residual_count | "ResidualCount" >> beam.Map(lambda n: ("cc_residual_nodes", 1)))
+            verdicts.append(labels | "NearDrops" >> beam.FlatMap(
+                lambda nl: [(id_of(nl[0]), (NEAR, id_of(nl[1])))] if nl[0] != nl[1] else []))
+            parts.append(
+                labels
+                | "ByRoot" >> beam.Map(lambda nl: (nl[1], nl[0]))
+                | "ClusterGroup" >> beam.GroupByKey()
+                | "Clusters" >> beam.Map(_cluster_record)
+            )
+        if spec.decontaminate:
+            matched = feats | "Matched" >> beam.FlatMap(lambda f: [(f[0], f[4])] if f[4] else [])
+            hits = (
+                {"matched": matched, "label": labels}
+                | "MatchedJoin" >> beam.CoGroupByKey()
+                | "TaskGrams" >> beam.FlatMap(_contamination_candidates)
+                | "TaskGramGroup" >> beam.GroupByKey()
+                | "TaskGramCheck" >> beam.FlatMap(_common_or_contaminating, spec.decontaminate_common_documents)
+            )
+            parts.append(hits | "CommonCount" >> beam.FlatMap(
+                lambda kv: [("common_task_ngrams", 1)] if kv[0] == "common" else []))
+            contaminated = (
+                hits
+                | "Hits" >> beam.FlatMap(lambda kv: [kv[1]] if kv[0] == "hit" else [])
+                | "HitsByNode" >> beam.GroupByKey()
+                | "Tasks" >> beam.ParDo(_Contaminated(self.config))
+            )
+            verdicts.append(contaminated | "ContaminatedDrops" >> beam.Map(
+                lambda kv: (id_of(kv[0]), (CONTAMINATED, ",".join(kv[1])))))
+            parts.append(contaminated | "ContaminatedTasks" >> beam.Map(lambda kv: ("contaminated", kv[1])))
+        if not verdicts:
+            verdicts.append(p | "NoVerdicts" >> beam.Create([]))
+        final = (
+            verdicts
+            | "AllVerdicts" >> beam.Flatten()
+            | "OneVerdict" >> beam.CombinePerKey(lambda vs: min(vs, key=lambda v: (REASON_ORDER[v[0]], v[1])))
+        )
+        return final, parts
+
+
+def _cluster_record(kv: tuple[str, Iterable[str]]) -> tuple[str, Any]:
+    root, nodes = kv
+    members = sorted(set(nodes))
+    comps: dict[int, int] = {}
+    for m in members:
+        comps[int(m[:2])] = comps.get(int(m[:2]), 0) + 1
+    return "cluster", (len(members), root, [id_of(m) for m in members[:CLUSTER_MEMBERS]], sorted(comps.items()))
+
+
+# ------------------------------------------------------------------------------------------------ summary
+class SummaryFn(beam.CombineFn):
+    """Counts, histograms and the largest clusters: integers and sorted lists, so the merge order does not matter."""
+
+    def __init__(self, top: int = TOP_CLUSTERS) -> None:
+        self.top = top
+
+    def create_accumulator(self) -> dict:
+        return {"counts": {}, "sizes": {}, "exact_sizes": {}, "tasks": {}, "top": []}
+
+    def add_input(self, acc: dict, part: tuple[str, Any]) -> dict:
+        kind, value = part
+        if kind == "cluster":
+            size = value[0]
+            acc["sizes"][size] = acc["sizes"].get(size, 0) + 1
+            acc["top"] = sorted([*acc["top"], value], key=lambda c: (-c[0], c[1]))[: self.top]
+        elif kind == "exact_size":
+            acc["exact_sizes"][value] = acc["exact_sizes"].get(value, 0) + 1
+        elif kind == "contaminated":
+            for t in value:
+                acc["tasks"][t] = acc["tasks"].get(t, 0) + 1
+        else:
+            acc["counts"][kind] = acc["counts"].get(kind, 0) + value
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[dict]) -> dict:
+        out = self.create_accumulator()
+        for acc in accs:
+            for key in ("counts", "sizes", "exact_sizes", "tasks"):
+                for k, v in acc[key].items():
+                    out[key][k] = out[key].get(k, 0) + v
+            out["top"] = sorted([*out["top"], *acc["top"]], key=lambda c: (-c[0], c[1]))[: self.top]
+        return out
+
+    def extract_output(self, acc: dict) -> dict:
+        return acc
+
+
+def finish_summary(acc: dict, spec: DedupSpec, snippets: dict[str, str], task_stats: dict[str, Any]) -> dict:
+    """stats.json's `dedup` section (cluster_sizes: size -> clusters, what the report plots)."""
+    names = {i: c for c, i in component_ranks(spec.priority).items()}
+    counts = acc["counts"]
+    return {
+        "settings": {"ngram": spec.ngram, "num_perm": spec.num_perm, "bands": spec.bands, "rows": spec.rows,
+                     "implied_threshold": round(fd.implied_threshold(spec.bands, spec.rows), 6),
+                     "min_similarity": spec.min_similarity, "fold_spelling": spec.fold_spelling,
+                     "priority": [names[i] for i in sorted(names)], "decontaminate_ngram": spec.decontaminate_ngram,
+                     "decontaminate_common_documents": spec.decontaminate_common_documents},
+        "documents": counts.get("documents", 0),
+        "candidate_edges_verified": counts.get("edges", 0),
+        "candidate_edges_rejected": counts.get("rejected_edges", 0),
+        "cc_residual_nodes": counts.get("cc_residual_nodes", 0),
+        "cluster_sizes": {str(k): acc["sizes"][k] for k in sorted(acc["sizes"])},
+        "exact_cluster_sizes": {str(k): acc["exact_sizes"][k] for k in sorted(acc["exact_sizes"])},
+        "largest_clusters": [
+            {"size": size, "survivor": id_of(root), "members": members,
+             "components": {names[r]: n for r, n in comps}, "snippet": snippets.get(id_of(root), "")}
+            for size, root, members, comps in acc["top"]
+        ],
+        "contaminated_by_task": dict(sorted(acc["tasks"].items())),
+        "common_task_ngrams_ignored": counts.get("common_task_ngrams", 0),
+        "tasks": task_stats,
+    }
+
+
+def task_stats(config: DedupConfig) -> dict[str, Any]:
+    """What decontamination compared against (computed once, on the machine that builds the pipeline)."""
+    if not config.spec.decontaminate:
+        return {}
+    index = load_task_index(config)
+    return {"sources": [s.path if s.fields else "builtin:" + Path(s.path).name for s in config.task_sources],
+            "texts": dict(sorted(index.texts.items())),
+            "texts_shorter_than_ngram": dict(sorted(index.too_short.items())),
+            "ngrams": len(index)}
+
+
+def _snippet(item: Any, top: dict) -> Iterator[tuple[str, str]]:
+    if top and item.doc.id in top["roots"]:
+        yield item.doc.id, " ".join(item.doc.text[: SNIPPET_CHARS * 2].split())[:SNIPPET_CHARS]
+
+
+def _top_roots(acc: dict) -> dict:
+    return {"roots": {id_of(c[1]) for c in acc["top"]}}
+
+
+# ------------------------------------------------------------------------------------------------ curate hook
+def dedup_stage(plan: Any, alive: Any) -> tuple[Any, Any]:
+    """The curate job's dedup stage (pipelines.curate.DEDUP_STAGES): alive Curated items in, the same items out with
+    drop_reason set on duplicates and contaminated documents, plus a one-element PCollection: the summary."""
+    config: DedupConfig = plan.dedup
+    feats = alive | "DedupFeatures" >> beam.ParDo(_CuratedFeatures(config))
+    verdicts, parts = feats | "DedupVerdicts" >> DedupVerdicts(config)
+    acc = parts | "DedupParts" >> beam.Flatten() | "DedupSummary" >> beam.CombineGlobally(SummaryFn())
+    snippets = alive | "DedupSnippets" >> beam.FlatMap(_snippet, beam.pvalue.AsSingleton(
+        acc | "TopRoots" >> beam.Map(_top_roots)))
+    stats = task_stats(config)
+    summary = acc | "DedupFinish" >> beam.Map(lambda a, s: finish_summary(a, config.spec, s, stats),
+                                              beam.pvalue.AsDict(snippets))
+    items = alive | "DedupApply" >> beam.Map(_apply, beam.pvalue.AsDict(verdicts))
+    return items, summary
+
+
+def _apply(item: Any, verdicts: dict) -> Any:
+    verdict = verdicts.get(item.doc.id)
+    if verdict is not None:
+        item.drop_reason = verdict[0]
+    return item
+
+
+# ------------------------------------------------------------------------------------------------ standalone job
+def read_features(path: str, config: DedupConfig, component_of: dict[str, str]) -> Iterator[Features]:
+    """Features of every document of a JSONL(.gz) document file (text dropped as soon as it is hashed)."""
+    from data_specs.records import read_documents
+
+    featurize = _Featurizer(config)
+    for doc in read_documents(path):
+        yield featurize(node_of(config.rank_of(component_of.get(doc.component, doc.component)), doc.id), doc.text)
+
+
+class _WriteSurvivors(beam.DoFn):
+    """Re-read one input file and write the documents without a verdict: the join back by id, file by file."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+
+    def process(self, path: str, verdicts: dict) -> Iterable[tuple[str, int]]:
+        from data_specs.records import read_documents
+        from pipelines.curate_core import write_jsonl_gz_atomic
+
+        count = [0]
+
+        def kept() -> Iterator[dict]:  # streamed: one document in memory at a time
+            for d in read_documents(path):
+                if d.id not in verdicts:
+                    count[0] += 1
+                    yield d.to_dict()
+
+        write_jsonl_gz_atomic(f"{self.out_dir}/documents/{Path(path).name}", kept())  # type: ignore[arg-type]
+        yield "kept", count[0]
+
+
+def dedup_files_job(files: Sequence[str], out_dir: str | Path, spec: DedupSpec, beam_args: Sequence[str] = (),
+                    task_dir: str | None = None) -> dict[str, Any]:
+    """Dedup (and decontaminate) document files on their own: OUT/documents/<file> (survivors, same order),
+    OUT/verdicts.jsonl.gz (dropped id, reason, survivor or tasks; sorted), OUT/summary.json. Returns the summary."""
+    from pipelines.beam_options import pipeline_options
+    from pipelines.curate_core import write_bytes_atomic, write_jsonl_gz_atomic
+
+    out_dir = str(out_dir)
+    config = config_for(spec, task_dir)
+    stats = task_stats(config)
+    log.info("%s", describe(spec))
+    pipeline = beam.Pipeline(options=pipeline_options(beam_args))
+    names = pipeline | "Files" >> beam.Create(sorted(files))
+    feats = (
+        names
+        | "SpreadFiles" >> beam.Reshuffle()
+        | "Features" >> beam.FlatMap(read_features, config, {})
+    )
+    verdicts, parts = feats | "DedupVerdicts" >> DedupVerdicts(config)
+    kept = names | "WriteSurvivors" >> beam.ParDo(_WriteSurvivors(out_dir), beam.pvalue.AsDict(verdicts))
+    parts.append(kept)
+    (
+        parts
+        | "DedupParts" >> beam.Flatten()
+        | "DedupSummary" >> beam.CombineGlobally(SummaryFn())
+        | "WriteSummary" >> beam.Map(lambda acc: write_bytes_atomic(
+            f"{out_dir}/summary.json",
+            (json.dumps({**finish_summary(acc, spec, {}, stats), "kept": acc["counts"].get("kept", 0)},
+                        sort_keys=True, indent=2) + "\n").encode()))
+    )
+    (
+        verdicts
+        | "VerdictRows" >> beam.Map(lambda kv: (None, {"id": kv[0], "reason": kv[1][0], "detail": kv[1][1]}))
+        | "VerdictsGroup" >> beam.GroupByKey()
+        | "WriteVerdicts" >> beam.Map(lambda kv: write_jsonl_gz_atomic(
+            f"{out_dir}/verdicts.jsonl.gz", sorted(kv[1], key=lambda r: r["id"])))
+    )
+    state = pipeline.run().wait_until_finish()
+    if str(state) not in ("DONE", "PipelineState.DONE"):
+        raise RuntimeError(f"dedup: the Beam job ended in state {state}")
+    return json.loads(Path(out_dir, "summary.json").read_text())
