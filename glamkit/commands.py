@@ -73,9 +73,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     for result in run.run(only=args.only, force=args.force):
         timing = f" in {result.seconds:.1f} s" if result.state == "ran" else ""
         print(f"  {result.name:<11} {result.state}{timing} -> {result.path}")
-    report = run.run_dir / "report.html"
-    if report.exists():
-        print(f"mixture report: {report}")
+    from glamkit.summary import summarize
+
+    print(summarize(run.run_dir))
     return 0
 
 
