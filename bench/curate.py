@@ -24,11 +24,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from process_tree import measure_tree  # noqa: E402  (bench/ is this script's folder)
 
 BATCH = 256
 
@@ -150,38 +151,7 @@ def mode_datatrove(run: Path, out: Path, python: str) -> dict:
 
 # ------------------------------------------------------------------------------------------------ measuring
 def measure(cmd: list[str]) -> tuple[float, float, float, dict]:
-    """Run a command: wall seconds, CPU seconds (user + system) and peak RSS (MB) of its whole process tree, sampled
-    every 50 ms (CPU seconds hold whatever else loads the machine), and the JSON it wrote."""
-    import psutil
-
-    cpu_by_pid: dict[int, float] = {}
-    with tempfile.NamedTemporaryFile("r", suffix=".json") as result:
-        start = time.perf_counter()
-        proc = subprocess.Popen([*cmd, "--result", result.name], cwd=REPO, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": str(REPO)})
-        root = psutil.Process(proc.pid)
-        peak = 0
-        while proc.poll() is None:
-            try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                continue
-            rss = 0
-            for p in tree:
-                try:
-                    rss += p.memory_info().rss
-                    t = p.cpu_times()
-                    cpu_by_pid[p.pid] = t.user + t.system
-                except psutil.Error:
-                    pass
-            peak = max(peak, rss)
-            time.sleep(0.05)
-        seconds = time.perf_counter() - start
-        err = proc.stderr.read()
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-        return seconds, sum(cpu_by_pid.values()), peak / 1e6, json.loads(Path(result.name).read_text())
-
+    return measure_tree(cmd)
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -30,11 +30,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from process_tree import measure_tree  # noqa: E402  (bench/ is this script's folder)
 
 RATES = (0.0, 0.01, 0.03, 0.1, 0.3)
 SHARDS = 2  # files per replica
@@ -178,34 +179,9 @@ def mode_datatrove(inp: Path, out: Path, python: str) -> dict:
 
 
 def measure(cmd: list[str]) -> tuple[float, float, dict]:
-    """Wall seconds and peak RSS (MB) of a command's whole process tree, sampled every 50 ms; the JSON it wrote."""
-    import psutil
-
-    with tempfile.NamedTemporaryFile("r", suffix=".json") as result:
-        start = time.perf_counter()
-        proc = subprocess.Popen([*cmd, "--result", result.name], cwd=REPO, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "PYTHONPATH": str(REPO)})
-        root = psutil.Process(proc.pid)
-        peak = 0
-        while proc.poll() is None:
-            try:
-                tree = [root, *root.children(recursive=True)]
-            except psutil.Error:
-                continue
-            rss = 0
-            for p in tree:
-                try:
-                    rss += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            peak = max(peak, rss)
-            time.sleep(0.05)
-        seconds = time.perf_counter() - start
-        err = proc.stderr.read()
-        if proc.returncode != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{err[-3000:]}")
-        return seconds, peak / 1e6, json.loads(Path(result.name).read_text())
-
+    """Wall seconds and peak RSS (MB) of a command's whole process tree; the JSON it wrote."""
+    seconds, _cpu, peak, result = measure_tree(cmd)
+    return seconds, peak, result
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

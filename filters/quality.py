@@ -148,13 +148,13 @@ class FastTextClassifier(QualityClassifier):
 
 
 def fasttext_positive_probability(model: Any, prepared: list[str]) -> np.ndarray:
-    """P(__label__hq) from fastText's batched `predict(list)`: with two softmax labels, the top label's probability
-    says both."""
-    labels, probs = model.predict(prepared)
-    out = np.empty(len(prepared), dtype=np.float64)
-    for i, (labs, ps) in enumerate(zip(labels, probs, strict=True)):
-        out[i] = ps[0] if labs[0] == POSITIVE else 1.0 - ps[0]
-    return out
+    """P(__label__hq) from fastText's batched prediction: with two softmax labels, the top label's probability says
+    both. Calls the C++ batch entry point the `predict(list)` wrapper uses, minus the wrapper's per-text newline scan
+    (model_text already guarantees one line)."""
+    labels, probs = model.f.multilinePredict([t + "\n" for t in prepared], 1, 0.0, "strict")
+    top = np.fromiter((p[0] for p in probs), dtype=np.float64, count=len(prepared))
+    positive = np.fromiter((labs[0] == POSITIVE for labs in labels), dtype=bool, count=len(prepared))
+    return np.where(positive, top, 1.0 - top)
 
 
 class SklearnClassifier(QualityClassifier):
