@@ -4,7 +4,7 @@ The bare call gets the same already-normalised strings in the same batch size (f
 scikit-learn's `predict_proba` on the vectoriser's output), so the ratio is glamkit's overhead, normalisation
 included. One process, one thread: the figures are per core.
 
-    .venv/bin/python bench/classifier.py [--run runs/demo] [--batch 512] [--repeats 3]
+    .venv/bin/python bench/classifier.py [--run runs/demo] [--batch 512] [--repeats 7]
 """
 
 from __future__ import annotations
@@ -31,13 +31,16 @@ def ensure_sources(run: Path) -> None:
         layout(run, specs.spec_path("mixtures", "demo")).run(only=["sources"])
 
 
-def best_time(fn, texts: list, batch: int, repeats: int) -> float:
-    best = float("inf")
+def best_times(fns: list, inputs: list[list], batch: int, repeats: int) -> list[float]:
+    """Best wall time of each fn over its input in batches; the fns alternate within every repeat, so a slow spell
+    on a shared machine hits both sides of a ratio alike."""
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(0, len(texts), batch):
-            fn(texts[i : i + batch])
-        best = min(best, time.perf_counter() - start)
+        for k, (fn, texts) in enumerate(zip(fns, inputs, strict=True)):
+            start = time.perf_counter()
+            for i in range(0, len(texts), batch):
+                fn(texts[i : i + batch])
+            best[k] = min(best[k], time.perf_counter() - start)
     return best
 
 
@@ -56,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=Path("runs/demo"))
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     ensure_sources(args.run)
     docs = load_sources(args.run)
@@ -69,8 +72,7 @@ def main() -> None:
         train(spec, docs, model_dir)
         clf = load_classifier(model_dir)
         prepared = [model_text(t, clf.max_chars) for t in texts]
-        ours = best_time(clf.score, texts, args.batch, args.repeats)
-        bare = best_time(bare_fn(clf), prepared, args.batch, args.repeats)
+        ours, bare = best_times([clf.score, bare_fn(clf)], [texts, prepared], args.batch, args.repeats)
         rows.append((spec.backend, len(texts) / ours, mb / ours, len(texts) / bare, mb / bare, bare / ours))
     print(f"{len(texts)} real documents, {mb:.1f} MB, batch {args.batch}, best of {args.repeats}, 1 thread")
     print("| backend | score docs/s | score MB/s | bare docs/s | bare MB/s | score / bare |")

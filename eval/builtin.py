@@ -20,14 +20,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from data_specs.hashing import uniform
 from data_specs.records import Document
+from filters.dedup import document_frequencies, example_text, ngram_hashes, word_hashes, words
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z\"'])")
 _WORD = re.compile(r"^[A-Za-z]{3,}$")
 PER_DOC = 3  # examples taken from one news/Wikipedia document at most, so no document dominates a task
 PER_BOOK = 40  # a held-out book is long: more passages from each
 FEWSHOT_FRACTION = 0.2
+Tasks = dict[str, dict[str, list[dict[str, Any]]]]  # task -> split -> examples
 
 
 def _split_of(doc_id: str, seed: int) -> str:
@@ -99,13 +103,13 @@ def wiki_cloze_examples(doc: Document, seed: int, word_pool: Sequence[str], choi
     return out
 
 
-def build_tasks(docs: Iterable[Document], seed: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def build_tasks(docs: Iterable[Document], seed: int) -> Tasks:
     """task -> split -> examples, from held-out documents (already selected by is_eval_holdout)."""
     docs = sorted(docs, key=lambda d: d.id)
     sentences = sorted({s for d in docs if d.component in ("news", "wikipedia") for s in _sentences(d.text)})
     words = sorted({w for d in docs if d.component == "wikipedia" for w in d.text.split()
                     if _WORD.match(w) and len(w) >= 5})
-    tasks: dict[str, dict[str, list[dict[str, Any]]]] = {
+    tasks: Tasks = {
         name: {"test": [], "train": []} for name in ("heldout", "lambada-books", "next-sentence", "wiki-cloze")
     }
     for doc in docs:
@@ -118,6 +122,33 @@ def build_tasks(docs: Iterable[Document], seed: int) -> dict[str, dict[str, list
         if doc.component == "wikipedia":
             tasks["wiki-cloze"][split] += wiki_cloze_examples(doc, seed, words)
     return tasks
+
+
+def drop_common_phrase_examples(tasks: Tasks, pool_texts: Iterable[str], n: int, max_documents: int
+                                ) -> tuple[Tasks, dict[str, int]]:
+    """Leave out every example holding an n-gram that more than `max_documents` training-pool texts hold.
+
+    The curate job's decontamination drops training documents that share an n-gram with a task, except n-grams in
+    more than `decontaminate_common_documents` documents (boilerplate and stock phrases: dropping every document
+    holding one would gut a component). Those n-grams stay in training, so an example holding one is not clean; the
+    pool (every non-held-out source document) is a superset of any mixture's training text, so counting there is
+    conservative whatever the filter. Returns the kept tasks and, per task, how many examples were left out.
+    """
+    grams = {(name, split, i): np.unique(ngram_hashes(word_hashes(words(example_text(ex))), n, short=False))
+             for name, splits in tasks.items() for split, examples in splits.items()
+             for i, ex in enumerate(examples)}
+    found = [g for g in grams.values() if len(g)]
+    universe = np.unique(np.concatenate(found)) if found else np.empty(0, np.uint64)
+    common = universe[document_frequencies(universe, pool_texts, n) > max_documents]
+    kept: Tasks = {}
+    dropped: dict[str, int] = {}
+    for name, splits in tasks.items():
+        kept[name] = {}
+        for split, examples in splits.items():
+            kept[name][split] = [ex for i, ex in enumerate(examples)
+                                 if not np.isin(grams[(name, split, i)], common).any()]
+            dropped[name] = dropped.get(name, 0) + len(examples) - len(kept[name][split])
+    return kept, dropped
 
 
 def write_tasks(tasks: Mapping[str, Mapping[str, list[dict[str, Any]]]], root: Path) -> dict[str, dict[str, int]]:

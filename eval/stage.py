@@ -2,27 +2,51 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from data_specs import specs
-from data_specs.records import read_documents
+from data_specs.records import Document, read_documents
+from data_specs.specs import MixtureSpec
 from data_specs.stages import StageContext
-from eval.builtin import build_tasks, write_tasks
+from eval.builtin import Tasks, build_tasks, drop_common_phrase_examples, write_tasks
 from filters.holdout import is_eval_holdout
+from filters.normalize import normalize_document
 
 
-def heldout_documents(sources_dir: Path, seed: int, fraction: float):
+def source_documents(sources_dir: Path, seed: int, fraction: float, heldout: bool) -> Iterator[Document]:
+    """The held-out (or, heldout=False, the other) source documents, normalised as the curate job normalises them."""
     for path in sorted(sources_dir.glob("*.jsonl.gz")):
         for doc in read_documents(path):
-            if is_eval_holdout(doc.id, seed, fraction):
-                yield doc
+            if is_eval_holdout(doc.id, seed, fraction) == heldout:
+                yield dataclasses.replace(doc, text=normalize_document(doc.text))
+
+
+def make_tasks(sources_dir: Path, mixture: MixtureSpec, log: logging.Logger | None = None
+               ) -> tuple[Tasks, dict[str, int]]:
+    """The built-in tasks from the documents the mixture holds out, without the examples the curate job's
+    decontamination cannot clean (`drop_common_phrase_examples`); and how many were left out per task."""
+    args = (sources_dir, mixture.seed, mixture.eval_holdout_fraction)
+    tasks = build_tasks(source_documents(*args, heldout=True), mixture.seed)
+    dedup = mixture.dedup
+    if not (dedup.decontaminate and dedup.builtin_tasks and dedup.decontaminate_common_documents is not None):
+        return tasks, {}
+    pool = (doc.text for doc in source_documents(*args, heldout=False))
+    tasks, dropped = drop_common_phrase_examples(tasks, pool, dedup.decontaminate_ngram,
+                                                 dedup.decontaminate_common_documents)
+    if log is not None:
+        log.info("examples left out for holding a common %d-gram: %s", dedup.decontaminate_ngram, dropped)
+    return tasks, dropped
 
 
 def tasks_stage(ctx: StageContext, mixture_spec: str | Path) -> dict[str, Any]:
-    """RUN/tasks/<task>/{test,train}.jsonl from the documents the mixture holds out for evaluation."""
+    """RUN/tasks/<task>/{test,train}.jsonl (see `make_tasks`)."""
     mixture = specs.load("mixtures", mixture_spec)
-    docs = heldout_documents(ctx.upstream["sources"], mixture.seed, mixture.eval_holdout_fraction)
-    counts = write_tasks(build_tasks(docs, mixture.seed), ctx.out)
+    tasks, dropped = make_tasks(ctx.upstream["sources"], mixture, ctx.log)
+    counts = write_tasks(tasks, ctx.out)
     ctx.log.info("built-in tasks: %s", counts)
-    return {"examples": counts, "holdout_fraction": mixture.eval_holdout_fraction}
+    return {"examples": counts, "holdout_fraction": mixture.eval_holdout_fraction,
+            "left_out_common_ngrams": dropped}

@@ -63,16 +63,16 @@ def seed_layout(arm_dir: Path, study: StudySpec, seed: int) -> RunLayout:
     ])
 
 
-def run_study(study_spec: str | Path, study_dir: Path) -> dict[str, Any]:
-    """Run (or resume: finished stages are skipped) every arm and seed, then write study.json and study.html."""
+def prepare_arms(study: StudySpec, study_dir: Path) -> list[Path]:
+    """The shared stages, then each arm's mixture through the `report` stage (curated ... shards): the arms' folders."""
     from glamkit.pipeline import layout
 
-    study = specs.load("studies", study_spec)
     base_path = specs.spec_path("mixtures", study.mixture)
     base = to_plain(specs.load("mixtures", base_path))
     common = study_dir / "common"
     layout(common, base_path).run(only=list(SHARED))
     tokenizer_model: Path | None = None
+    arm_dirs = []
     for arm in study.arms:
         arm_dir = study_dir / arm.name
         _link_shared(common, arm_dir)
@@ -83,6 +83,15 @@ def run_study(study_spec: str | Path, study_dir: Path) -> dict[str, Any]:
         layout(arm_dir, spec_file).run(only=["report"])
         if tokenizer_model is None:
             tokenizer_model = (arm_dir / "tokenizer" / "tokenizer.model").resolve()
+        arm_dirs.append(arm_dir)
+    return arm_dirs
+
+
+def run_study(study_spec: str | Path, study_dir: Path) -> dict[str, Any]:
+    """Run (or resume: finished stages are skipped) every arm and seed, then write study.json and study.html."""
+    study = specs.load("studies", study_spec)
+    for arm_dir in prepare_arms(study, study_dir):
+        print(f"arm {arm_dir.name}")
         for seed in study.seeds:
             print(f"  seed {seed}")
             seed_layout(arm_dir, study, seed).run()

@@ -280,15 +280,33 @@ def jsonl_task_texts(path: str, fields: Sequence[str], name: str | None = None) 
                 yield task, " ".join(parts)
 
 
+def example_text(ex: dict) -> str:
+    """The text of a built-in task example that training text must not overlap: its text, context, target and right
+    choice, joined (so an n-gram running from the context into the answer counts)."""
+    parts = [ex.get("text"), ex.get("context"), ex.get("target")]
+    if "choices" in ex and "label" in ex:
+        parts.append(ex["choices"][ex["label"]])
+    return " ".join(p for p in parts if p)
+
+
 def task_folder_texts(root: Path) -> Iterable[tuple[str, str]]:
     """(task, text) for every example of a folder of tasks (`<task>/<split>.jsonl`, as the `tasks` stage writes
-    them): the text, context, target and the right choice of each example."""
+    them), each example's `example_text`."""
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         for file in sorted(folder.glob("*.jsonl")):
             with open(file, encoding="utf-8") as f:
                 for line in f:
-                    ex = json.loads(line)
-                    parts = [ex.get("text"), ex.get("context"), ex.get("target")]
-                    if "choices" in ex and "label" in ex:
-                        parts.append(ex["choices"][ex["label"]])
-                    yield folder.name, " ".join(p for p in parts if p)
+                    yield folder.name, example_text(json.loads(line))
+
+
+def document_frequencies(grams: np.ndarray, texts: Iterable[str], n: int) -> np.ndarray:
+    """For each of the sorted unique n-gram hashes `grams`, how many of `texts` hold it (each text counted once)."""
+    counts = np.zeros(len(grams), dtype=np.int64)
+    if len(grams) == 0:
+        return counts
+    for text in texts:
+        g = np.unique(ngram_hashes(word_hashes(words(text)), n, short=False))
+        pos = np.searchsorted(grams, g)
+        pos[pos == len(grams)] = 0
+        counts[pos[grams[pos] == g]] += 1
+    return counts

@@ -58,3 +58,46 @@ def test_noise_is_reported_as_not_significant(tmp_path: Path) -> None:
     summary = summarise(study, tmp_path)
     assert not summary["rows"][0]["significant"]
     assert "no difference is significant at 95% with 3 seeds" in summary["verdict"]
+
+
+@pytest.mark.slow
+def test_builtin_tasks_share_no_13gram_with_either_arms_training_shards(demo_run: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import numpy as np
+    import pyarrow as pa
+
+    from eval.study import prepare_arms
+    from filters.dedup import TaskIndex, ngram_hashes, task_folder_texts, word_hashes, words
+    from pipelines.tokenizer import load_tokenizer
+
+    study = specs.load("studies", "demo")
+    # The shared stages and the filtered arm (the demo mixture itself) are the session's demo run: the runner finds
+    # their keys unchanged and skips them, so only the unfiltered arm is curated, tokenized and mixed here.
+    for name in ("sources", "tasks", "classifier"):
+        shutil.copytree(demo_run / name, tmp_path / "common" / name)
+    for name in ("curated", "tokenizer", "shards", "report"):
+        shutil.copytree(demo_run / name, tmp_path / "filtered" / name)
+    arms = prepare_arms(study, tmp_path)
+    assert [a.name for a in arms] == ["filtered", "unfiltered"]
+    web = [json.loads((a / "curated" / "stats.json").read_text())["components"]["web"]["kept"] for a in arms]
+    assert web[0] < web[1]  # the arms really differ
+
+    index = TaskIndex.build(task_folder_texts(tmp_path / "common" / "tasks"), 13)
+    assert len(index) > 10_000
+    for arm in arms:
+        sp = load_tokenizer(arm / "tokenizer").processor()
+        grams, segments = [], 0
+        for shard in sorted((arm / "shards").glob("*.arrow")):
+            table = pa.ipc.open_file(shard).read_all()
+            for tokens, seg in zip(table.column("tokens").to_pylist(), table.column("segment_ids").to_pylist(),
+                                   strict=True):
+                tokens, seg = np.asarray(tokens), np.asarray(seg)
+                for s in np.unique(seg[seg > 0]):
+                    text = sp.decode(tokens[seg == s].tolist())
+                    grams.append(ngram_hashes(word_hashes(words(text)), 13, short=False))
+                    segments += 1
+        assert segments > 1000
+        shared = index.matches(np.unique(np.concatenate(grams)))
+        assert shared == (), f"{arm.name}: {len(shared)} task 13-grams in the training shards, tasks " \
+                             f"{sorted({t for g in shared for t in index.tasks_of(g)})}"

@@ -33,13 +33,11 @@ def build_tasks(run_dir: Path, mixture: str | Path) -> dict:
     """RUN/tasks: the built-in eval tasks from RUN/sources' documents that the mixture holds out (the tasks stage's
     own functions)."""
     from data_specs import specs
-    from eval.builtin import build_tasks as build
     from eval.builtin import write_tasks
-    from eval.stage import heldout_documents
+    from eval.stage import make_tasks
 
-    spec = specs.load("mixtures", mixture)
-    docs = heldout_documents(run_dir / "sources", spec.seed, spec.eval_holdout_fraction)
-    return write_tasks(build(docs, spec.seed), run_dir / "tasks")
+    tasks, _ = make_tasks(run_dir / "sources", specs.load("mixtures", mixture))
+    return write_tasks(tasks, run_dir / "tasks")
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
