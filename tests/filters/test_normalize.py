@@ -20,3 +20,19 @@ def test_document_normalisation_repairs_and_tidies() -> None:
 def test_model_text_is_one_lowercase_line() -> None:
     assert model_text("Hello\nWorld\tAGAIN\r\n", 100) == "hello world\tagain\r "
     assert model_text("x" * 50, 10) == "x" * 10
+
+
+def test_repair_text_is_ftfy_on_real_and_crafted_text(demo_sources_run) -> None:
+    import ftfy
+
+    from data_specs.records import read_documents
+    from filters.normalize import _FTFY, repair_text
+
+    texts = [d.text for p in sorted((demo_sources_run / "sources").glob("*.jsonl.gz")) for d in read_documents(p)
+             if not d.text.isascii()]
+    assert len(texts) > 500
+    crafted = ["caf\u00c3\u00a9 \u00e2\u0080\u0099x\r\nline \x85 two", "\ufb01ne \uff21\uff22\u2028y\u2029",
+               "e\u0301 combining\n", "lone \udcff surrogate", "a\x1b[31mred\x1b[0m", "ascii\rwith\x07bell\n\n",
+               "\u0080\u009f c1", "", "\n", "x" * 10 + "\u00e9"]
+    for text in texts + crafted:
+        assert repair_text(text) == ftfy.fix_text(text, _FTFY)
