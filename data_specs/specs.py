@@ -360,6 +360,7 @@ class StudySpec:
     seeds: tuple[int, ...] = (0, 1, 2)
     arms: tuple[ArmSpec, ...] = (ArmSpec("filtered", True), ArmSpec("unfiltered", False))
     confidence: float = 0.95
+    eval_limit: int | None = None  # evaluate the first N test examples of each task (None: all); same for every run
 
 
 # ------------------------------------------------------------------------------------------------------ loading

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,9 @@ def evaluate_run(run_dir: Path, task_names: Sequence[str], train_dir: Path | Non
     for name in task_names:
         task = specs.load("tasks", name)
         splits = load_splits(task, tasks_dir)
+        n = len(splits[task.test_split][:limit] if limit else splits[task.test_split])
+        print(f"eval: {name} ({n} examples, {task.output_type}, {task.num_fewshot}-shot)", file=sys.stderr, flush=True)
         results[name] = evaluate_task(task, splits, lm, seed=seed, limit=limit)
-        test = splits[task.test_split][:limit] if limit else splits[task.test_split]
-        if task.output_type == "loglikelihood_rolling" and test and "component" in test[0]:
-            per = {}
-            for component in sorted({d["component"] for d in test}):
-                subset = {task.test_split: [d for d in test if d["component"] == component]}
-                per[component] = evaluate_task(task, subset, lm, seed=seed)
-            results[name]["per_component"] = per
     return results
 
 

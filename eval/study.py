@@ -57,9 +57,10 @@ def seed_layout(arm_dir: Path, study: StudySpec, seed: int) -> RunLayout:
         Stage("train", partial(train_stage, train_spec_path=specs.spec_path("train", study.train),
                                shards_dir=shards, overrides={"seed": seed}),
               config=to_plain(train_spec), inputs=(shards / "manifest.json",), description="train one seed"),
-        Stage("eval", partial(eval_stage, task_names=tuple(study.tasks), tokenizer_dir=arm_dir / "tokenizer",
-                              tasks_dir=arm_dir / "tasks"),
-              config={"tasks": list(study.tasks)}, needs=("train",), description="evaluate one seed"),
+        Stage("eval", partial(eval_stage, task_names=tuple(study.tasks), limit=study.eval_limit,
+                              tokenizer_dir=arm_dir / "tokenizer", tasks_dir=arm_dir / "tasks"),
+              config={"tasks": list(study.tasks), "limit": study.eval_limit}, needs=("train",),
+              description="evaluate one seed"),
     ])
 
 

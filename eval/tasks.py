@@ -90,6 +90,13 @@ def build_prompt(task: TaskSpec, index: int, doc: Doc, pool: Sequence[Doc], seed
     return task.description + task.fewshot_delimiter.join(parts)
 
 
+def _rolling_results(cols: tuple[list, ...], wanted: list[str]) -> dict[str, Any]:
+    corpus = M.rolling_metrics(*cols)
+    return {name: {"value": corpus[name],
+                   "stderr": M.bootstrap_stderr(lambda *c, _n=name: M.rolling_metrics(*c)[_n], cols)}
+            for name in wanted}
+
+
 def evaluate_task(task: TaskSpec, splits: Mapping[str, list[dict]], lm: Any, seed: int = 0,
                   limit: int | None = None) -> dict[str, Any]:
     """Run one task with a scorer `lm` (see eval.lm.TokenLM) -> {metric: {value, stderr}, n}."""
@@ -130,11 +137,15 @@ def evaluate_task(task: TaskSpec, splits: Mapping[str, list[dict]], lm: Any, see
         scored = lm.loglikelihood_rolling(texts)
         cols = ([s for s, _ in scored], [n for _, n in scored], [len(t.split()) for t in texts],
                 [len(t.encode()) for t in texts])
-        corpus = M.rolling_metrics(*cols)
-        for name in wanted:
-            value = corpus[name]
-            stderr = M.bootstrap_stderr(lambda *c, _n=name: M.rolling_metrics(*c)[_n], cols)
-            out[name] = {"value": value, "stderr": stderr}
+        out.update(_rolling_results(cols, wanted))
+        components = [d.get("component") for d in test]
+        if test and None not in components:  # per-component figures from the same scores, not a second pass
+            out["per_component"] = {}
+            for comp in sorted(set(components)):
+                idx = [i for i, c in enumerate(components) if c == comp]
+                sub = tuple([col[i] for i in idx] for col in cols)
+                out["per_component"][comp] = {"n": len(idx), "output_type": task.output_type, "group": task.group,
+                                              **_rolling_results(sub, wanted)}
         return out
 
     for name in wanted:

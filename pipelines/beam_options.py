@@ -41,6 +41,16 @@ def has_flag(args: Sequence[str], name: str) -> bool:
     return any(a == name or a.startswith(name + "=") for a in args)
 
 
+def in_one_process(options: Any) -> bool:
+    """Whether the job runs on the embedded runner with one worker: there a Reshuffle spreads nothing, it only
+    copies every element through an in-memory shuffle, so jobs skip the ones that exist for parallelism."""
+    from apache_beam.options.pipeline_options import DirectOptions, StandardOptions
+
+    runner = options.view_as(StandardOptions).runner or ""
+    runner = runner if isinstance(runner, str) else type(runner).__name__
+    return runner == DEFAULT_RUNNER and (options.view_as(DirectOptions).direct_num_workers or 1) == 1
+
+
 def pipeline_options(args: Sequence[str] = ()) -> Any:
     """PipelineOptions from Beam flags, with the in-process runner unless `--runner` says otherwise. Flags Beam
     does not know are refused (a typo must not silently run on the wrong runner)."""

@@ -46,6 +46,8 @@ DEFAULT_SHARDS = 8  # per component
 DEFAULT_BATCH = 256  # records per read batch and per scoring call
 DEFAULT_SAMPLES = 20  # dropped documents sampled per (component, reason)
 STATS_FILE = "stats.json"
+SAMPLES_FILE = "samples/dropped.jsonl.gz"
+DEAD_LETTER_FILE = "dead_letter.jsonl.gz"
 
 
 @dataclass(frozen=True)
@@ -175,113 +177,80 @@ def classifier_dir_for(spec: MixtureSpec, run_dir: Path, upstream: Path | None =
 
 # ------------------------------------------------------------------------------------------------ pipeline
 def build(pipeline: Any, plan: CuratePlan) -> None:
-    """Add the curate job's transforms to a Beam pipeline."""
-    comps = plan.components
+    """Add the curate job's transforms to a Beam pipeline.
+
+    Documents flow through one chain of ParDos (rules, dedup, scoring in batches, routing by outcome) with no
+    Flatten: the in-process runner materialises every multi-input Flatten, i.e. encodes each document once more."""
+    from pipelines.beam_options import in_one_process
+
     batches = (
         pipeline
         | "Splits" >> beam.Create(list(plan.splits))
         | "Read" >> beam.FlatMap(core.read_split, plan.batch_size)
-        | "Spread" >> beam.Reshuffle()
     )
+    if not in_one_process(pipeline.options):  # spread the batches of a big file over the workers
+        batches = batches | "Spread" >> beam.Reshuffle()
     pre = batches | "Rules" >> beam.ParDo(_PreDedup(plan)).with_outputs("read", main="items")
-    alive, finished = pre.items | "SplitAfterRules" >> beam.Partition(_alive_or_finished, 2)
-    done: list[Any] = [finished]
+    items = pre.items
     summaries: list[Any] = []
-    for name, stage in DEDUP_STAGES if plan.dedup is not None else ():
-        out = stage(plan, alive)
+    for _name, stage in DEDUP_STAGES if plan.dedup is not None else ():
+        out = stage(plan, items)  # every item in, the same items out: a stage judges the alive ones only
         if isinstance(out, tuple):
             out, summary = out
             summaries.append(summary)
-        alive, gone = out | f"Split{name}" >> beam.Partition(_alive_or_finished, 2)
-        done.append(gone)
-    to_score, unscored = alive | "NeedsScore" >> beam.Partition(
-        lambda it, n, q: 0 if it.component in q else 1, 2, set(plan.quality_components))
-    scored = (
-        to_score
-        | "ScoreBatches" >> beam.BatchElements(min_batch_size=plan.batch_size, max_batch_size=plan.batch_size)
-        | "Score" >> beam.ParDo(_Score(plan))
-    )
+        items = out
+    items = items | "Score" >> beam.ParDo(_Score(plan))
     if plan.keep is not None and plan.keep.kind == "top_fraction":
         cutoffs = (
-            scored
-            | "ScorePairs" >> beam.Map(lambda it: (it.component, (it.doc.id, it.quality_score)))
+            items
+            | "ScorePairs" >> beam.FlatMap(lambda it, q: [(it.component, (it.doc.id, it.quality_score))]
+                                           if it.alive and it.component in q else [], set(plan.quality_components))
             | "ByComponent" >> beam.GroupByKey()
             | "FitCutoff" >> beam.Map(lambda kv, rule: (kv[0], core.fit_cutoff(list(kv[1]), rule)), plan.keep)
         )
-        scored = scored | "KeepTop" >> beam.Map(_keep_top, plan.keep, beam.pvalue.AsDict(cutoffs))
-    final = [*done, scored, unscored] | "All" >> beam.Flatten()
+        items = items | "KeepTop" >> beam.Map(_keep_top, plan.keep, set(plan.quality_components),
+                                              beam.pvalue.AsDict(cutoffs))
+    routed = items | "Route" >> beam.ParDo(_Route(plan)).with_outputs(
+        "dropped", "samples", "dead", "outcomes", main="documents")
 
-    kept = final | "Kept" >> beam.Filter(lambda it: it.outcome == "kept")
-    dropped = final | "Dropped" >> beam.Filter(lambda it: it.outcome == "dropped")
-    errored = final | "Errored" >> beam.Filter(lambda it: it.outcome == "errored")
-    shard_keys = [(c, s) for c in comps for s in range(plan.num_shards)]
-
-    _sharded(beam, "Documents", kept, shard_keys, plan, "documents")
-    _sharded(beam, "DroppedIndex", dropped, shard_keys, plan, "dropped")
-    (
-        dropped
-        | "SampleKeys" >> beam.Map(lambda it, seed: ((it.component, it.drop_reason),
-                                                     (core.sample_key(it.doc.id, seed), it.doc.id, it.locator,
-                                                      core.sample_record(it))), plan.seed)
+    written = [
+        routed.documents | "DocumentsGroup" >> beam.GroupByKey()
+        | "DocumentsWrite" >> beam.ParDo(_WriteShard(plan, "documents")),
+        routed.dropped | "DroppedIndexGroup" >> beam.GroupByKey()
+        | "DroppedIndexWrite" >> beam.ParDo(_WriteShard(plan, "dropped")),
+        routed.samples
         | "Sample" >> beam.combiners.Top.SmallestPerKey(plan.samples_per_reason)
         | "SamplesOne" >> beam.Map(lambda kv: (None, kv[1]))
-        | "SamplesWithEmpty" >> _with_sentinel(beam, "Samples")
         | "SamplesGroup" >> beam.GroupByKey()
-        | "WriteSamples" >> beam.ParDo(_WriteSamples(plan))
-    )
+        | "WriteSamples" >> beam.ParDo(_WriteSamples(plan)),
+        routed.dead | "DeadLetterGroup" >> beam.GroupByKey() | "WriteDeadLetter" >> beam.ParDo(_WriteDeadLetter(plan)),
+    ]
     (
-        errored
-        | "DeadLetterOne" >> beam.Map(lambda it: (None, core.dead_letter_record(it)))
-        | "DeadLetterWithEmpty" >> _with_sentinel(beam, "DeadLetter")
-        | "DeadLetterGroup" >> beam.GroupByKey()
-        | "WriteDeadLetter" >> beam.ParDo(_WriteDeadLetter(plan))
+        pipeline
+        | "Finish" >> beam.Create([None])
+        | "WriteEmpty" >> beam.ParDo(_WriteEmpty(plan), *[beam.pvalue.AsList(w) for w in written])
     )
-    reads = pre.read | "ReadStats" >> beam.Map(lambda r: ("read", r))
-    outcomes = final | "OutcomeStats" >> beam.Map(lambda it: ("outcome", core.stat_of(it)))
+
     dedup_summary = (
         summaries[0] if len(summaries) == 1
         else summaries | "DedupSummaries" >> beam.Flatten() if summaries
         else pipeline | "NoDedupSummary" >> beam.Create([])
     ) | "DedupSummaryList" >> beam.combiners.ToList()
+    read_stats = (pre.read | "ReadStats" >> beam.Map(lambda r: ("read", r))
+                  | "ReadTotals" >> beam.CombineGlobally(_StatsFn()))
+    outcome_stats = routed.outcomes | "OutcomeTotals" >> beam.CombineGlobally(_StatsFn())
     (
-        (reads, outcomes)
-        | "StatsAll" >> beam.Flatten()
-        | "Stats" >> beam.CombineGlobally(_StatsFn())
-        | "WriteStats" >> beam.ParDo(_WriteStats(plan), beam.pvalue.AsSingleton(dedup_summary))
+        pipeline
+        | "StatsOnce" >> beam.Create([None])
+        | "WriteStats" >> beam.ParDo(_WriteStats(plan), beam.pvalue.AsSingleton(read_stats),
+                                     beam.pvalue.AsSingleton(outcome_stats), beam.pvalue.AsSingleton(dedup_summary))
     )
 
 
-def _alive_or_finished(item: core.Curated, n: int) -> int:
-    return 0 if item.alive else 1
-
-
-def _keep_top(item: core.Curated, rule: KeepRuleSpec, cutoffs: dict) -> core.Curated:
-    core.apply_keep([item], rule, cutoffs[item.component])
+def _keep_top(item: core.Curated, rule: KeepRuleSpec, quality: set[str], cutoffs: dict) -> core.Curated:
+    if item.alive and item.component in quality:
+        core.apply_keep([item], rule, cutoffs[item.component])
     return item
-
-
-def _with_sentinel(beam: Any, label: str) -> Any:
-    """Flatten a keyed PCollection with one (None, None): so the grouped writer runs (and writes an empty file)
-    even when nothing reached it."""
-
-    class _Sentinel(beam.PTransform):
-        def expand(self, pcoll: Any) -> Any:
-            empty = pcoll.pipeline | f"{label}Sentinel" >> beam.Create([(None, None)])
-            return (pcoll, empty) | f"{label}Merge" >> beam.Flatten()
-
-    return _Sentinel()
-
-
-def _sharded(beam: Any, label: str, items: Any, shard_keys: list, plan: CuratePlan, kind: str) -> None:
-    keyed = items | f"{label}Key" >> beam.Map(
-        lambda it, n: ((it.component, core.shard_of(it.doc.id, n)), it), plan.num_shards)
-    empties = items.pipeline | f"{label}Shards" >> beam.Create([(k, None) for k in shard_keys])
-    (
-        (keyed, empties)
-        | f"{label}All" >> beam.Flatten()
-        | f"{label}Group" >> beam.GroupByKey()
-        | f"{label}Write" >> beam.ParDo(_WriteShard(plan, kind))
-    )
 
 
 # ------------------------------------------------------------------------------------------------ DoFns
@@ -300,12 +269,38 @@ class _PreDedup(beam.DoFn):
 
 
 class _Score(beam.DoFn):
+    """Scores the alive documents of quality-filtered components in batches of `batch_size` (what the classifier
+    is fast at) and applies the keep rule; passes every other item through. A score and a keep decision depend on
+    the document alone, so how items fall into batches changes nothing."""
+
     def __init__(self, plan: CuratePlan) -> None:
         self.classifier_dir = plan.classifier_dir
         self.keep = plan.keep
+        self.batch_size = plan.batch_size
+        self.quality = set(plan.quality_components)
         self.clf: Any = None
 
-    def process(self, batch: list[core.Curated]) -> Iterable[core.Curated]:
+    def start_bundle(self) -> None:
+        self.pending: list[core.Curated] = []
+
+    def process(self, item: core.Curated) -> Iterable[core.Curated]:
+        if not (item.alive and item.component in self.quality):
+            yield item
+            return
+        self.pending.append(item)
+        if len(self.pending) >= self.batch_size:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterable[Any]:
+        from apache_beam.transforms.window import GlobalWindows
+
+        for item in self._flush():
+            yield GlobalWindows.windowed_value(item)
+
+    def _flush(self) -> Iterable[core.Curated]:
+        batch, self.pending = self.pending, []
+        if not batch:
+            return
         if self.clf is None:  # loaded once per worker, on first use (a mixture without quality filter never does)
             from filters.quality import load_classifier
 
@@ -316,38 +311,90 @@ class _Score(beam.DoFn):
         yield from batch
 
 
+class _Route(beam.DoFn):
+    """Each finished item to its writer: kept -> documents shard, dropped -> dropped shard + sample candidates,
+    errored -> dead letter; its outcome into the stats (counted here, one record per bundle leaves)."""
+
+    def __init__(self, plan: CuratePlan) -> None:
+        self.num_shards, self.seed = plan.num_shards, plan.seed
+
+    def start_bundle(self) -> None:
+        self.stats: dict[str, Any] = {}
+
+    def process(self, it: core.Curated) -> Iterable[Any]:
+        core.add_outcome(self.stats, core.stat_of(it))
+        outcome = it.outcome
+        if outcome == "kept":
+            yield (it.component, core.shard_of(it.doc.id, self.num_shards)), it
+        elif outcome == "dropped":
+            yield beam.pvalue.TaggedOutput("dropped", ((it.component, core.shard_of(it.doc.id, self.num_shards)), it))
+            yield beam.pvalue.TaggedOutput("samples", ((it.component, it.drop_reason), (
+                core.sample_key(it.doc.id, self.seed), it.doc.id, it.locator, core.sample_record(it))))
+        else:
+            yield beam.pvalue.TaggedOutput("dead", (None, core.dead_letter_record(it)))
+
+    def finish_bundle(self) -> Iterable[Any]:
+        from apache_beam.transforms.window import GlobalWindows
+
+        if self.stats:
+            yield beam.pvalue.TaggedOutput("outcomes", GlobalWindows.windowed_value(("stats", self.stats)))
+        self.stats = {}
+
+
 class _WriteShard(beam.DoFn):
     def __init__(self, plan: CuratePlan, kind: str) -> None:
         self.out_dir, self.num_shards, self.provenance, self.kind = plan.out_dir, plan.num_shards, plan.provenance, kind
 
-    def process(self, element: tuple) -> Iterable[None]:
+    def process(self, element: tuple) -> Iterable[Any]:
         (component, shard), values = element
-        items = sorted((v for v in values if v is not None), key=core.sort_key)
+        items = sorted(values, key=core.sort_key)
         table = core.curated_table(items) if self.kind == "documents" else core.dropped_table(items)
         path = f"{self.out_dir}/{self.kind}/{component}/{core.shard_name(self.num_shards, shard)}"
         core.write_table_atomic(path, table, self.provenance)
-        return ()
+        yield component, shard
 
 
 class _WriteSamples(beam.DoFn):
     def __init__(self, plan: CuratePlan) -> None:
         self.out_dir = plan.out_dir
 
-    def process(self, element: tuple) -> Iterable[None]:
-        rows = [s for group in element[1] if group is not None for s in group]
+    def process(self, element: tuple) -> Iterable[Any]:
+        rows = [s for group in element[1] for s in group]
         rows.sort(key=lambda s: (core._component_order(s[3]["component"]), core._reason_order(s[3]["drop_reason"]),
                                  s[0], s[1], s[2]))
-        core.write_jsonl_gz_atomic(f"{self.out_dir}/samples/dropped.jsonl.gz", [s[3] for s in rows])
-        return ()
+        core.write_jsonl_gz_atomic(f"{self.out_dir}/{SAMPLES_FILE}", [s[3] for s in rows])
+        yield SAMPLES_FILE
 
 
 class _WriteDeadLetter(beam.DoFn):
     def __init__(self, plan: CuratePlan) -> None:
         self.out_dir = plan.out_dir
 
-    def process(self, element: tuple) -> Iterable[None]:
-        rows = sorted((r for r in element[1] if r is not None), key=lambda r: (r["source"], r["locator"]))
-        core.write_jsonl_gz_atomic(f"{self.out_dir}/dead_letter.jsonl.gz", rows)
+    def process(self, element: tuple) -> Iterable[Any]:
+        rows = sorted(element[1], key=lambda r: (r["source"], r["locator"]))
+        core.write_jsonl_gz_atomic(f"{self.out_dir}/{DEAD_LETTER_FILE}", rows)
+        yield DEAD_LETTER_FILE
+
+
+class _WriteEmpty(beam.DoFn):
+    """After every writer: the files no document reached (empty shards, no samples, no dead letters), written as
+    the writers would write them with nothing in, so a job's output has the same files whatever it read."""
+
+    def __init__(self, plan: CuratePlan) -> None:
+        self.plan = plan
+
+    def process(self, _: None, documents: list, dropped: list, samples: list, dead: list) -> Iterable[None]:
+        plan = self.plan
+        for kind, done in (("documents", set(documents)), ("dropped", set(dropped))):
+            writer = _WriteShard(plan, kind)
+            for component in plan.components:
+                for shard in range(plan.num_shards):
+                    if (component, shard) not in done:
+                        list(writer.process(((component, shard), [])))
+        if not samples:
+            list(_WriteSamples(plan).process((None, [])))
+        if not dead:
+            list(_WriteDeadLetter(plan).process((None, [])))
         return ()
 
 
@@ -361,8 +408,8 @@ class _StatsFn(beam.CombineFn):
         kind, value = element
         if kind == "read":
             core.add_read(acc, *value)
-        else:
-            core.add_outcome(acc, value)
+        else:  # "stats": a worker's counts of a bundle's outcomes
+            core.merge_stats(acc, value)
         return acc
 
     def merge_accumulators(self, accs: Iterable[dict]) -> dict:
@@ -379,7 +426,8 @@ class _WriteStats(beam.DoFn):
     def __init__(self, plan: CuratePlan) -> None:
         self.out_dir, self.components, self.missing = plan.out_dir, plan.components, plan.missing_sources
 
-    def process(self, stats: dict, dedup_summaries: list) -> Iterable[None]:
+    def process(self, _: None, reads: dict, outcomes: dict, dedup_summaries: list) -> Iterable[None]:
+        stats = core.merge_stats(core.merge_stats({}, reads), outcomes)
         final = core.finish_stats(stats, self.components)  # raises ConservationError: the job fails
         final["missing_sources"] = list(self.missing)
         if dedup_summaries:

@@ -3,10 +3,13 @@
     documents (text)                          one pass per document: exact key, MinHash band keys, b-bit signature,
       -> Signatures (no text from here on)    task n-grams it contains (filters.dedup.signature)
       -> exact groups        GroupByKey(exact key)          -> exact_duplicate: every member but the group's first
-      -> LSH buckets         GroupByKey(band key)           -> star edges (member, bucket's first member)
+      -> LSH buckets         (band key, node key) pairs packed per partition, GroupByKey(partition)
+                                                            -> star edges (member, bucket's smallest member)
       -> verification        CoGroupByKey(node), twice      -> edges whose estimated Jaccard >= min_similarity
       -> connected components: alternating large-star / small-star rounds (Kiveris et al. 2014), a convergence
-         check, and a union-find over the (normally empty) residual -> a label per node: its component's first node
+         check, and a union-find over the (normally empty) residual -> a label per node key
+      -> survivors            CoGroupByKey(node key) with the node names, GroupByKey(label)
+                                                            -> a label per node: its component's first node
       -> near_duplicate: every node whose label is not itself
       -> decontamination: task n-grams found in more than `decontaminate_common_documents` distinct clusters are
          common phrases (ignored); a surviving document holding any other task n-gram is `contaminated`
@@ -15,7 +18,9 @@
 
 "First" is the survivor rule, which depends on nothing but the documents: a node is the string
 `<component rank><doc id>`, the rank being the component's place in `DedupSpec.priority`, so the smallest node of a
-cluster is its highest-priority component's smallest id. Shuffles carry nodes, 64-bit keys and signature bytes.
+cluster is its highest-priority component's smallest id. Shuffles carry nodes, 64-bit keys and signature bytes; from
+the LSH buckets to the connected components, nodes travel as 63-bit integer keys (`node_key`) and the LSH pairs as
+packed arrays, so the footprint of a shuffle held in memory (the in-process runner's) is a few bytes per pair.
 
 The curate job calls `dedup_stage` (its DEDUP_STAGES hook); `dedup_files_job` runs the same transforms over
 document files on their own (bench/dedup.py), writing the survivors' documents by re-reading the files.
@@ -23,8 +28,11 @@ document files on their own (bench/dedup.py), writing the survivors' documents b
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import logging
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +54,8 @@ TOP_CLUSTERS = 10
 CLUSTER_MEMBERS = 20  # ids listed per reported cluster
 SNIPPET_CHARS = 300
 SIG_BITS = 16  # bits of each MinHash value kept for verification (b-bit MinHash; collision bias corrected)
+PARTITIONS = 64  # shuffle keys of the packed LSH, connected-components and name-join stages (an integer mod this)
+PACK_ENTRIES = 1 << 16  # pairs a worker packs into one shuffle record
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -90,6 +100,14 @@ def node_of(rank: int, doc_id: str) -> str:
 
 def id_of(node: str) -> str:
     return node[2:]
+
+
+def node_key(node: str) -> int:
+    """A node as a 63-bit integer (keyed blake2b): what the LSH buckets, verification and connected components work
+    on, so their shuffles carry fixed-size integers, not strings. Labels go back to node strings (and the survivor
+    rule) afterwards; two nodes sharing a key (~n^2 / 2^64) would only merge their clusters."""
+    digest = hashlib.blake2b(node.encode("utf-8", "surrogatepass"), digest_size=8, person=b"glamkit-node").digest()
+    return int.from_bytes(digest, "little") >> 1
 
 
 def config_for(spec: DedupSpec, task_dir: str | Path | None) -> DedupConfig:
@@ -168,6 +186,8 @@ class _CuratedFeatures(beam.DoFn):
         self.featurize: _Featurizer | None = None
 
     def process(self, item: Any) -> Iterable[Features]:
+        if not item.alive:  # rejected before dedup: not a candidate, not a survivor
+            return
         if self.featurize is None:
             self.featurize = _Featurizer(self.config)
         yield self.featurize(node_of(self.config.rank_of(item.component), item.doc.id), item.doc.text)
@@ -191,53 +211,174 @@ def _exact_groups(kv: tuple[bytes, Iterable[str]]) -> Iterator[tuple[str, Any]]:
             yield "drop", (node, nodes[0])
 
 
-def _star_edges(kv: tuple[int, Iterable[str]]) -> Iterator[tuple[str, str]]:
-    nodes = sorted(set(kv[1]))
-    for node in nodes[1:]:
-        yield node, nodes[0]
+# Packed pair lists: (partition, (int64 bytes of the first elements, int64 bytes of the second)), partitioned by the
+# first element mod PARTITIONS. The LSH buckets, the connected components and the name join shuffle these: a few
+# large byte strings per partition, where a (node, node) record per edge would cost a hundred-odd bytes each in a
+# shuffle the in-process runner holds in memory.
+Pack = tuple[int, tuple[bytes, bytes]]
 
 
-def _both_ways(edge: tuple[str, str]) -> Iterator[tuple[str, str]]:
-    yield edge
-    yield edge[1], edge[0]
+def _packs(a: np.ndarray, b: np.ndarray, partitions: int) -> Iterator[Pack]:
+    if len(a) == 0:
+        return
+    part = a % partitions
+    order = np.argsort(part, kind="stable")
+    a, b, part = a[order], b[order], part[order]
+    bounds = [0, *(np.flatnonzero(np.diff(part)) + 1).tolist(), len(a)]
+    for lo, hi in itertools.pairwise(bounds):
+        yield int(part[lo]), (a[lo:hi].tobytes(), b[lo:hi].tobytes())
 
 
-def _large_star(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
-    u, nbrs = kv
-    nb = set(nbrs)
-    m = min(nb | {u})
-    for v in nb:
-        if v > u and v != m:
-            yield v, m
-            yield m, v
+def _unpack(packs: Iterable[tuple[bytes, bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    packs = list(packs)
+    if not packs:
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    return (np.concatenate([np.frombuffer(x, dtype=np.int64) for x, _ in packs]),
+            np.concatenate([np.frombuffer(y, dtype=np.int64) for _, y in packs]))
 
 
-def _small_star(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
-    u, nbrs = kv
-    low = {v for v in nbrs if v < u} | {u}
-    m = min(low)
-    for v in low:
-        if v != m:
-            yield v, m
-            yield m, v
+def _both_ways(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return np.concatenate([a, b]), np.concatenate([b, a])
 
 
-def _parent_claims(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
+def _adjacency(packs: Iterable[tuple[bytes, bytes]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct directed pairs (u, v) sorted by u then v; each row's group index; each group's first row."""
+    a, b = _unpack(packs)
+    if len(a) == 0:
+        empty = np.empty(0, np.int64)
+        return empty, empty, empty, empty
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0)
+    u, v = pairs[:, 0], pairs[:, 1]
+    starts = np.ones(len(u), dtype=bool)
+    starts[1:] = u[1:] != u[:-1]
+    return u, v, np.cumsum(starts) - 1, np.flatnonzero(starts)
+
+
+class _PairPacker(beam.DoFn):
+    """Integer pairs -> packs. A worker buffers pairs in flat arrays (16 bytes a pair, no Python object each) and
+    emits packs every `flush_at` pairs and at the end of its bundle."""
+
+    first_type = "q"  # array typecode of the first element ("Q": unsigned 64-bit, viewed as int64 in the pack)
+    both_ways = False  # emit (b, a) for every (a, b) too
+
+    def __init__(self, partitions: int = PARTITIONS, flush_at: int = PACK_ENTRIES) -> None:
+        self.partitions = partitions
+        self.flush_at = flush_at
+
+    def pairs(self, element: Any) -> Iterable[tuple[int, int]]:
+        raise NotImplementedError
+
+    def start_bundle(self) -> None:
+        self.a = array(self.first_type)
+        self.b = array("q")
+
+    def process(self, element: Any) -> Iterator[Pack]:
+        for x, y in self.pairs(element):
+            self.a.append(x)
+            self.b.append(y)
+        if len(self.a) >= self.flush_at:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        from apache_beam.transforms.window import GlobalWindows
+
+        for pack in self._flush():
+            yield GlobalWindows.windowed_value(pack)
+
+    def _flush(self) -> Iterator[Pack]:
+        a = np.frombuffer(self.a, dtype=np.uint64 if self.first_type == "Q" else np.int64).view(np.int64).copy()
+        b = np.frombuffer(self.b, dtype=np.int64).copy()
+        self.start_bundle()
+        yield from _packs(*(_both_ways(a, b) if self.both_ways else (a, b)), self.partitions)
+
+
+class _PackBands(_PairPacker):
+    """(band key, node key) of every document: the LSH shuffle's records are a few large byte strings per
+    partition of band keys, not a (key, node) object per band per document."""
+
+    first_type = "Q"
+
+    def pairs(self, f: Features) -> Iterable[tuple[int, int]]:
+        if f[2]:
+            nk = node_key(f[0])
+            for band in f[2]:
+                yield band, nk
+
+
+class _PackEdges(_PairPacker):
+    """Undirected edges (a, b) -> packs of both directions."""
+
+    both_ways = True
+
+    def pairs(self, edge: tuple[int, int]) -> Iterable[tuple[int, int]]:
+        yield edge
+
+
+def _large_star(kv: tuple[int, Iterable[tuple[bytes, bytes]]], partitions: int) -> Iterator[Pack]:
+    """Every neighbour v > u of a node u links to m(u) = min(N(u) + u) (Kiveris et al.), on a partition's pairs."""
+    u, v, gid, first = _adjacency(kv[1])
+    if len(u) == 0:
+        return
+    m = np.minimum(np.minimum.reduceat(v, first), u[first])[gid]
+    sel = v > u
+    yield from _packs(*_both_ways(v[sel], m[sel]), partitions)
+
+
+def _small_star(kv: tuple[int, Iterable[tuple[bytes, bytes]]], partitions: int) -> Iterator[Pack]:
+    """Every node of {v in N(u): v < u} + u links to that set's minimum."""
+    u, v, gid, first = _adjacency(kv[1])
+    if len(u) == 0:
+        return
+    m = np.minimum.reduceat(np.where(v < u, v, u), first)
+    sel = (v < u) & (v != m[gid])
+    own = u[first] != m
+    src = np.concatenate([v[sel], u[first][own]])
+    dst = np.concatenate([m[gid][sel], m[own]])
+    yield from _packs(*_both_ways(src, dst), partitions)
+
+
+def _parents(kv: tuple[int, Iterable[tuple[bytes, bytes]]]) -> Iterator[Pack]:
+    """(node, parent = min(N(u) + u)) for a partition's nodes, as one pack."""
+    u, v, _, first = _adjacency(kv[1])
+    if len(u):
+        yield kv[0], (u[first].tobytes(), np.minimum(np.minimum.reduceat(v, first), u[first]).tobytes())
+
+
+def _parent_claims(kv: tuple[int, Iterable[tuple[bytes, bytes]]], partitions: int) -> Iterator[Pack]:
     """(node, parent of a neighbour or of itself): after convergence every node hears one parent."""
-    u, nbrs = kv
-    nb = set(nbrs)
-    p = min(nb | {u})
-    yield u, p
-    for v in nb:
-        yield v, p
+    u, v, gid, first = _adjacency(kv[1])
+    if len(u) == 0:
+        return
+    p = np.minimum(np.minimum.reduceat(v, first), u[first])
+    yield from _packs(np.concatenate([u[first], v]), np.concatenate([p, p[gid]]), partitions)
 
 
-def _residual(kv: tuple[str, Iterable[str]]) -> Iterator[tuple[str, str]]:
-    u, parents = kv
-    ps = set(parents)
-    if len(ps) > 1:
-        for p in sorted(ps):
-            yield u, p
+def _residual(kv: tuple[int, Iterable[tuple[bytes, bytes]]]) -> Iterator[tuple[int, int]]:
+    """(node, claimed parent) for every node that hears more than one parent (unconverged components)."""
+    t, p, _, first = _adjacency(kv[1])
+    if len(t) == 0:
+        return
+    sizes = np.diff([*first.tolist(), len(t)])
+    for g in np.flatnonzero(sizes > 1):
+        for k in range(first[g], first[g] + sizes[g]):
+            yield int(t[k]), int(p[k])
+
+
+def _final_labels(pack: Pack, roots: dict[int, int]) -> Pack:
+    part, (nodes, parents) = pack
+    if not roots:
+        return pack
+    labels = np.frombuffer(parents, dtype=np.int64).copy()
+    for i, parent in enumerate(labels.tolist()):
+        if parent in roots:
+            labels[i] = roots[parent]
+    return part, (nodes, labels.tobytes())
+
+
+def labels_of(pack: Pack) -> Iterator[tuple[int, int]]:
+    """A label pack -> (node, label) pairs."""
+    nodes, labels = _unpack([pack[1]])
+    yield from zip(nodes.tolist(), labels.tolist(), strict=True)
 
 
 class _UnionFind(beam.CombineFn):
@@ -272,39 +413,134 @@ class _UnionFind(beam.CombineFn):
         return {x: find(x) for x in sorted(parent)}
 
 
-class ConnectedComponents(beam.PTransform):
-    """Undirected edges (a, b) -> (node, label) for every node on an edge; the label is the component's smallest
-    node. CC_ROUNDS alternations of large-star and small-star, then a convergence check; nodes whose neighbours
-    still disagree on their parent are resolved by one union-find over just those (counted in the summary)."""
+def _bucket_edges(kv: tuple[int, Iterable[tuple[bytes, bytes]]]) -> Iterator[tuple[int, int]]:
+    """One partition's LSH buckets -> star edges (member, bucket's smallest member), each distinct edge once."""
+    packs = list(kv[1])
+    keys = np.concatenate([np.frombuffer(k, dtype=np.int64) for k, _ in packs])
+    nodes = np.concatenate([np.frombuffer(n, dtype=np.int64) for _, n in packs])
+    order = np.lexsort((nodes, keys))
+    keys, nodes = keys[order], nodes[order]
+    fresh = np.ones(len(keys), dtype=bool)
+    fresh[1:] = (keys[1:] != keys[:-1]) | (nodes[1:] != nodes[:-1])  # drop repeated (bucket, node) pairs
+    keys, nodes = keys[fresh], nodes[fresh]
+    starts = np.ones(len(keys), dtype=bool)
+    starts[1:] = keys[1:] != keys[:-1]
+    first = np.flatnonzero(starts)
+    root = nodes[first][np.cumsum(starts) - 1]  # each pair's bucket minimum (nodes are sorted within a bucket)
+    member = ~starts
+    edges = np.unique(np.stack([nodes[member], root[member]], axis=1), axis=0) if member.any() else ()
+    for a, b in edges:
+        yield int(a), int(b)
 
-    def __init__(self, label: str = "CC", rounds: int = CC_ROUNDS) -> None:
+
+class _PackNames(beam.DoFn):
+    """(node key, node) of every document with band keys (any of them can end up in a cluster), packed per partition
+    of the key: keys, UTF-8 lengths and the names' bytes, three byte strings per pack."""
+
+    def __init__(self, partitions: int = PARTITIONS, flush_at: int = PACK_ENTRIES) -> None:
+        self.partitions = partitions
+        self.flush_at = flush_at
+
+    def start_bundle(self) -> None:
+        self.keys = array("q")
+        self.lens = array("q")
+        self.blob = bytearray()
+
+    def process(self, f: Features) -> Iterator[tuple[int, tuple[bytes, bytes, bytes]]]:
+        if not f[2]:
+            return
+        name = f[0].encode("utf-8", "surrogatepass")
+        self.keys.append(node_key(f[0]))
+        self.lens.append(len(name))
+        self.blob += name
+        if len(self.keys) >= self.flush_at:
+            yield from self._flush()
+
+    def finish_bundle(self) -> Iterator[Any]:
+        from apache_beam.transforms.window import GlobalWindows
+
+        for pack in self._flush():
+            yield GlobalWindows.windowed_value(pack)
+
+    def _flush(self) -> Iterator[tuple[int, tuple[bytes, bytes, bytes]]]:
+        keys = np.frombuffer(self.keys, dtype=np.int64).copy()
+        lens = np.frombuffer(self.lens, dtype=np.int64).copy()
+        blob = bytes(self.blob)
+        self.start_bundle()
+        if not len(keys):
+            return
+        ends = np.cumsum(lens)
+        part = keys % self.partitions
+        for p in np.unique(part).tolist():
+            idx = np.flatnonzero(part == p)
+            yield p, (keys[idx].tobytes(), lens[idx].tobytes(),
+                      b"".join(blob[e - n : e] for e, n in zip(ends[idx].tolist(), lens[idx].tolist(), strict=True)))
+
+
+def _name_labels(kv: tuple[int, dict]) -> Iterator[tuple[int, str]]:
+    """A partition's {label: label packs, name: name packs} -> (label, node) for every labelled node."""
+    _, g = kv
+    nodes, labels = _unpack(g["label"])
+    if len(nodes) == 0:
+        return
+    keys, names = [], []
+    for key_bytes, len_bytes, blob in g["name"]:
+        lens = np.frombuffer(len_bytes, dtype=np.int64)
+        ends = np.cumsum(lens).tolist()
+        keys.append(np.frombuffer(key_bytes, dtype=np.int64))
+        names += [blob[e - n : e].decode("utf-8", "surrogatepass") for e, n in zip(ends, lens.tolist(), strict=True)]
+    all_keys = np.concatenate(keys) if keys else np.empty(0, np.int64)
+    order = np.argsort(all_keys, kind="stable")
+    sorted_keys = all_keys[order]
+    lo = np.searchsorted(sorted_keys, nodes, side="left")
+    hi = np.searchsorted(sorted_keys, nodes, side="right")
+    for label, a, b in zip(labels.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        for k in range(a, b):  # one name per key, but for a (vanishingly rare) key collision
+            yield label, names[order[k]]
+
+
+def _survivor_labels(kv: tuple[int, Iterable[str]]) -> Iterator[tuple[str, str]]:
+    """A component's nodes -> (node, the component's smallest node): the survivor rule, on node strings."""
+    nodes = sorted(set(kv[1]))
+    for node in nodes:
+        yield node, nodes[0]
+
+
+class ConnectedComponents(beam.PTransform):
+    """Packs of undirected edges (both directions, `_PackEdges`) -> packs of (node, label) for every node on an edge;
+    the label is the component's smallest node. `rounds` alternations of large-star and small-star on each
+    partition's pairs (numpy), then a convergence check; nodes whose neighbours still disagree on their parent are
+    resolved by one union-find over just those (counted in the summary)."""
+
+    def __init__(self, label: str = "CC", rounds: int = CC_ROUNDS, partitions: int = PARTITIONS) -> None:
         super().__init__()
         self.label_ = label
         self.rounds = rounds
+        self.partitions = partitions
 
-    def expand(self, edges: Any) -> Any:
-        n = self.label_
-        cur = edges | f"{n}Both" >> beam.FlatMap(_both_ways)
+    def expand(self, packs: Any) -> Any:
+        n, parts = self.label_, self.partitions
+        cur = packs
         for i in range(self.rounds):
             cur = (
                 cur
                 | f"{n}LargeGroup{i}" >> beam.GroupByKey()
-                | f"{n}Large{i}" >> beam.FlatMap(_large_star)
+                | f"{n}Large{i}" >> beam.FlatMap(_large_star, parts)
                 | f"{n}SmallGroup{i}" >> beam.GroupByKey()
-                | f"{n}Small{i}" >> beam.FlatMap(_small_star)
+                | f"{n}Small{i}" >> beam.FlatMap(_small_star, parts)
             )
         adj = cur | f"{n}Adjacency" >> beam.GroupByKey()
-        parents = adj | f"{n}Parent" >> beam.Map(lambda kv: (kv[0], min(set(kv[1]) | {kv[0]})))
+        parents = adj | f"{n}Parent" >> beam.FlatMap(_parents)
         residual = (
             adj
-            | f"{n}Claims" >> beam.FlatMap(_parent_claims)
+            | f"{n}Claims" >> beam.FlatMap(_parent_claims, parts)
             | f"{n}ClaimsGroup" >> beam.GroupByKey()
             | f"{n}Residual" >> beam.FlatMap(_residual)
         )
         uf = residual | f"{n}UnionFind" >> beam.CombineGlobally(_UnionFind())
-        labels = parents | f"{n}Label" >> beam.Map(lambda up, roots: (up[0], roots.get(up[1], up[1])),
-                                                   beam.pvalue.AsSingleton(uf))
-        self.residual_count = residual | f"{n}ResidualNodes" >> beam.Map(lambda kv: kv[0])
+        labels = parents | f"{n}Label" >> beam.Map(_final_labels, beam.pvalue.AsSingleton(uf))
+        self.residual_count = (residual | f"{n}ResidualNodes" >> beam.Map(lambda kv: kv[0])
+                               | f"{n}ResidualDistinct" >> beam.Distinct())
         return labels
 
 
@@ -374,7 +610,7 @@ class DedupVerdicts(beam.PTransform):
         parts: list[Any] = []
         verdicts: list[Any] = []
         p = feats.pipeline
-        parts.append(feats | "DedupCount" >> beam.Map(lambda f: ("documents", 1)))
+        parts.append(_count(feats, "DedupCount", "documents"))
         if spec.exact:
             exact = (
                 feats
@@ -390,12 +626,12 @@ class DedupVerdicts(beam.PTransform):
         if spec.near:
             edges = (
                 feats
-                | "BandKeys" >> beam.FlatMap(lambda f: [(k, f[0]) for k in f[2]])
+                | "BandPack" >> beam.ParDo(_PackBands())
                 | "BandGroup" >> beam.GroupByKey()
-                | "StarEdges" >> beam.FlatMap(_star_edges)
+                | "StarEdges" >> beam.FlatMap(_bucket_edges)
             )
             if spec.min_similarity:
-                sigs = feats | "Sigs" >> beam.FlatMap(lambda f: [(f[0], f[3])] if f[3] else [])
+                sigs = feats | "Sigs" >> beam.FlatMap(lambda f: [(node_key(f[0]), f[3])] if f[3] else [])
                 first = (
                     {"edges": edges, "sig": sigs}
                     | "VerifyJoin1" >> beam.CoGroupByKey()
@@ -407,12 +643,20 @@ class DedupVerdicts(beam.PTransform):
                     | "VerifySecond" >> beam.FlatMap(_verify_second, spec.min_similarity)
                 )
                 edges = checked | "Verified" >> beam.FlatMap(lambda kv: [kv[1]] if kv[0] == "edge" else [])
-                parts.append(checked | "RejectedCount" >> beam.FlatMap(
-                    lambda kv: [("rejected_edges", 1)] if kv[0] == "rejected" else []))
-            parts.append(edges | "EdgeCount" >> beam.Map(lambda e: ("edges", 1)))
+                parts.append(_count(checked | "Rejected" >> beam.Filter(lambda kv: kv[0] == "rejected"),
+                                    "RejectedCount", "rejected_edges"))
+            parts.append(_count(edges, "EdgeCount", "edges"))
             cc = ConnectedComponents("CC")
-            labels = edges | "Components" >> cc
-            parts.append(cc.residual_count | "ResidualCount" >> beam.Map(lambda n: ("cc_residual_nodes", 1)))
+            key_labels = edges | "EdgePacks" >> beam.ParDo(_PackEdges()) | "Components" >> cc
+            parts.append(_count(cc.residual_count, "ResidualCount", "cc_residual_nodes"))
+            names = feats | "NodeNames" >> beam.ParDo(_PackNames())
+            labels = (
+                {"label": key_labels, "name": names}
+                | "NameJoin" >> beam.CoGroupByKey()
+                | "NamedLabels" >> beam.FlatMap(_name_labels)
+                | "ComponentGroup" >> beam.GroupByKey()
+                | "SurvivorLabels" >> beam.FlatMap(_survivor_labels)
+            )
             verdicts.append(labels | "NearDrops" >> beam.FlatMap(
                 lambda nl: [(id_of(nl[0]), (NEAR, id_of(nl[1])))] if nl[0] != nl[1] else []))
             parts.append(
@@ -449,6 +693,11 @@ class DedupVerdicts(beam.PTransform):
             | "OneVerdict" >> beam.CombinePerKey(lambda vs: min(vs, key=lambda v: (REASON_ORDER[v[0]], v[1])))
         )
         return final, parts
+
+
+def _count(pcoll: Any, label: str, kind: str) -> Any:
+    """A summary part (kind, number of elements), counted where the elements are made (one record crosses)."""
+    return pcoll | label >> beam.combiners.Count.Globally() | f"{label}Part" >> beam.Map(lambda n: (kind, n))
 
 
 def _cluster_record(kv: tuple[str, Iterable[str]]) -> tuple[str, Any]:
@@ -537,7 +786,7 @@ def task_stats(config: DedupConfig) -> dict[str, Any]:
 
 
 def _snippet(item: Any, top: dict) -> Iterator[tuple[str, str]]:
-    if top and item.doc.id in top["roots"]:
+    if top and item.alive and item.doc.id in top["roots"]:
         yield item.doc.id, " ".join(item.doc.text[: SNIPPET_CHARS * 2].split())[:SNIPPET_CHARS]
 
 
@@ -547,8 +796,9 @@ def _top_roots(acc: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------------ curate hook
 def dedup_stage(plan: Any, alive: Any) -> tuple[Any, Any]:
-    """The curate job's dedup stage (pipelines.curate.DEDUP_STAGES): alive Curated items in, the same items out with
-    drop_reason set on duplicates and contaminated documents, plus a one-element PCollection: the summary."""
+    """The curate job's dedup stage (pipelines.curate.DEDUP_STAGES): Curated items in, the same items out with
+    drop_reason set on the alive ones that are duplicates or contaminated, plus a one-element PCollection: the
+    summary. Items already dropped or errored pass through untouched."""
     config: DedupConfig = plan.dedup
     feats = alive | "DedupFeatures" >> beam.ParDo(_CuratedFeatures(config))
     verdicts, parts = feats | "DedupVerdicts" >> DedupVerdicts(config)
@@ -563,7 +813,7 @@ def dedup_stage(plan: Any, alive: Any) -> tuple[Any, Any]:
 
 
 def _apply(item: Any, verdicts: dict) -> Any:
-    verdict = verdicts.get(item.doc.id)
+    verdict = verdicts.get(item.doc.id) if item.alive else None
     if verdict is not None:
         item.drop_reason = verdict[0]
     return item
@@ -633,10 +883,11 @@ def dedup_files_job(files: Sequence[str], out_dir: str | Path, spec: DedupSpec, 
     )
     (
         verdicts
-        | "VerdictRows" >> beam.Map(lambda kv: (None, {"id": kv[0], "reason": kv[1][0], "detail": kv[1][1]}))
+        | "VerdictRows" >> beam.Map(lambda kv: (None, (kv[0], *kv[1])))
         | "VerdictsGroup" >> beam.GroupByKey()
         | "WriteVerdicts" >> beam.Map(lambda kv: write_jsonl_gz_atomic(
-            f"{out_dir}/verdicts.jsonl.gz", sorted(kv[1], key=lambda r: r["id"])))
+            f"{out_dir}/verdicts.jsonl.gz",
+            ({"id": i, "reason": r, "detail": d} for i, r, d in sorted(kv[1], key=lambda row: row[0]))))
     )
     state = pipeline.run().wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):

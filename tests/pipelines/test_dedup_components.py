@@ -1,5 +1,6 @@
-"""Connected components in Beam (pipelines.dedup.ConnectedComponents): every node of a component gets the component's
-smallest node, whether the large-star / small-star rounds converge or the residual union-find has to finish."""
+"""Connected components in Beam (pipelines.dedup.ConnectedComponents, on packed integer edges): every node of a
+component gets the component's smallest node, whether the large-star / small-star rounds converge or the residual
+union-find has to finish, and whatever the number of partitions."""
 
 from __future__ import annotations
 
@@ -11,13 +12,13 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.beam_options import pipeline_options
-from pipelines.dedup import ConnectedComponents
+from pipelines.dedup import ConnectedComponents, _PackEdges, labels_of
 
 
-def _graph() -> tuple[list[tuple[str, str]], dict[str, str]]:
+def _graph() -> tuple[list[tuple[int, int]], dict[int, int]]:
     rng = random.Random(0)
     edges, expected = [], {}
-    names = [f"n{i:04d}" for i in range(600)]
+    names = [rng.getrandbits(63) for _ in range(600)]
     rng.shuffle(names)
     chain = names[:200]  # a path of 200 nodes in random label order: diameter 199
     edges += list(itertools.pairwise(chain))
@@ -34,9 +35,15 @@ def _graph() -> tuple[list[tuple[str, str]], dict[str, str]]:
     return [(a, b) if rng.random() < 0.5 else (b, a) for a, b in edges], expected
 
 
-@pytest.mark.parametrize("rounds", [0, 1, 4])
-def test_components_are_labelled_by_their_smallest_node(rounds: int) -> None:
+@pytest.mark.parametrize(("rounds", "partitions"), [(0, 64), (1, 7), (4, 64), (4, 1)])
+def test_components_are_labelled_by_their_smallest_node(rounds: int, partitions: int) -> None:
     edges, expected = _graph()
     with beam.Pipeline(options=pipeline_options()) as p:
-        labels = p | beam.Create(edges) | ConnectedComponents("CC", rounds=rounds)
+        labels = (
+            p
+            | beam.Create(edges)
+            | beam.ParDo(_PackEdges(partitions, flush_at=100))
+            | ConnectedComponents("CC", rounds=rounds, partitions=partitions)
+            | beam.FlatMap(labels_of)
+        )
         assert_that(labels, equal_to(sorted(expected.items())))
