@@ -37,6 +37,7 @@ from data_specs.loader import to_plain
 from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
 from pipelines import curate_core as core
 from pipelines import dedup
+from pipelines.buffered import BufferedDoFn
 
 log = logging.getLogger("glamkit.curate")
 
@@ -268,7 +269,7 @@ class _PreDedup(beam.DoFn):
         yield from core.pre_dedup(batch, self.rules, self.holdout)
 
 
-class _Score(beam.DoFn):
+class _Score(BufferedDoFn):
     """Scores the alive documents of quality-filtered components in batches of `batch_size` (what the classifier
     is fast at) and applies the keep rule; passes every other item through. A score and a keep decision depend on
     the document alone, so how items fall into batches changes nothing."""
@@ -290,12 +291,6 @@ class _Score(beam.DoFn):
         self.pending.append(item)
         if len(self.pending) >= self.batch_size:
             yield from self._flush()
-
-    def finish_bundle(self) -> Iterable[Any]:
-        from apache_beam.transforms.window import GlobalWindows
-
-        for item in self._flush():
-            yield GlobalWindows.windowed_value(item)
 
     def _flush(self) -> Iterable[core.Curated]:
         batch, self.pending = self.pending, []

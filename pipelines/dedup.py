@@ -44,6 +44,7 @@ import numpy as np
 from data_specs.records import COMPONENTS
 from data_specs.specs import DedupSpec
 from filters import dedup as fd
+from pipelines.buffered import BufferedDoFn
 
 log = logging.getLogger("glamkit.dedup")
 
@@ -254,7 +255,7 @@ def _adjacency(packs: Iterable[tuple[bytes, bytes]]) -> tuple[np.ndarray, np.nda
     return u, v, np.cumsum(starts) - 1, np.flatnonzero(starts)
 
 
-class _PairPacker(beam.DoFn):
+class _PairPacker(BufferedDoFn):
     """Integer pairs -> packs. A worker buffers pairs in flat arrays (16 bytes a pair, no Python object each) and
     emits packs every `flush_at` pairs and at the end of its bundle."""
 
@@ -278,12 +279,6 @@ class _PairPacker(beam.DoFn):
             self.b.append(y)
         if len(self.a) >= self.flush_at:
             yield from self._flush()
-
-    def finish_bundle(self) -> Iterator[Any]:
-        from apache_beam.transforms.window import GlobalWindows
-
-        for pack in self._flush():
-            yield GlobalWindows.windowed_value(pack)
 
     def _flush(self) -> Iterator[Pack]:
         a = np.frombuffer(self.a, dtype=np.uint64 if self.first_type == "Q" else np.int64).view(np.int64).copy()
@@ -415,9 +410,7 @@ class _UnionFind(beam.CombineFn):
 
 def _bucket_edges(kv: tuple[int, Iterable[tuple[bytes, bytes]]]) -> Iterator[tuple[int, int]]:
     """One partition's LSH buckets -> star edges (member, bucket's smallest member), each distinct edge once."""
-    packs = list(kv[1])
-    keys = np.concatenate([np.frombuffer(k, dtype=np.int64) for k, _ in packs])
-    nodes = np.concatenate([np.frombuffer(n, dtype=np.int64) for _, n in packs])
+    keys, nodes = _unpack(kv[1])
     order = np.lexsort((nodes, keys))
     keys, nodes = keys[order], nodes[order]
     fresh = np.ones(len(keys), dtype=bool)
@@ -433,7 +426,7 @@ def _bucket_edges(kv: tuple[int, Iterable[tuple[bytes, bytes]]]) -> Iterator[tup
         yield int(a), int(b)
 
 
-class _PackNames(beam.DoFn):
+class _PackNames(BufferedDoFn):
     """(node key, node) of every document with band keys (any of them can end up in a cluster), packed per partition
     of the key: keys, UTF-8 lengths and the names' bytes, three byte strings per pack."""
 
@@ -456,12 +449,6 @@ class _PackNames(beam.DoFn):
         if len(self.keys) >= self.flush_at:
             yield from self._flush()
 
-    def finish_bundle(self) -> Iterator[Any]:
-        from apache_beam.transforms.window import GlobalWindows
-
-        for pack in self._flush():
-            yield GlobalWindows.windowed_value(pack)
-
     def _flush(self) -> Iterator[tuple[int, tuple[bytes, bytes, bytes]]]:
         keys = np.frombuffer(self.keys, dtype=np.int64).copy()
         lens = np.frombuffer(self.lens, dtype=np.int64).copy()
@@ -483,20 +470,20 @@ def _name_labels(kv: tuple[int, dict]) -> Iterator[tuple[int, str]]:
     nodes, labels = _unpack(g["label"])
     if len(nodes) == 0:
         return
-    keys, names = [], []
-    for key_bytes, len_bytes, blob in g["name"]:
-        lens = np.frombuffer(len_bytes, dtype=np.int64)
-        ends = np.cumsum(lens).tolist()
-        keys.append(np.frombuffer(key_bytes, dtype=np.int64))
-        names += [blob[e - n : e].decode("utf-8", "surrogatepass") for e, n in zip(ends, lens.tolist(), strict=True)]
-    all_keys = np.concatenate(keys) if keys else np.empty(0, np.int64)
-    order = np.argsort(all_keys, kind="stable")
-    sorted_keys = all_keys[order]
+    packs = list(g["name"])
+    if not packs:
+        return
+    keys = np.concatenate([np.frombuffer(k, dtype=np.int64) for k, _, _ in packs])
+    lens = np.concatenate([np.frombuffer(n, dtype=np.int64) for _, n, _ in packs])
+    blob = b"".join(b for _, _, b in packs)  # the packs' names, in the order of keys and lens
+    ends = np.cumsum(lens)
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
     lo = np.searchsorted(sorted_keys, nodes, side="left")
     hi = np.searchsorted(sorted_keys, nodes, side="right")
     for label, a, b in zip(labels.tolist(), lo.tolist(), hi.tolist(), strict=True):
-        for k in range(a, b):  # one name per key, but for a (vanishingly rare) key collision
-            yield label, names[order[k]]
+        for k in order[a:b].tolist():  # one name per key, but for a (vanishingly rare) key collision
+            yield label, blob[ends[k] - lens[k] : ends[k]].decode("utf-8", "surrogatepass")
 
 
 def _survivor_labels(kv: tuple[int, Iterable[str]]) -> Iterator[tuple[str, str]]:
