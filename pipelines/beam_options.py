@@ -65,6 +65,9 @@ def pipeline_options(args: Sequence[str] = ()) -> Any:
         raise GlamkitError(f"unknown Beam pipeline option(s): {' '.join(unknown)} (see `python -m apache_beam."
                            "examples.wordcount --help` for Beam's options)")
     _make_code_importable()
+    from pipelines.memory import release_idle_stages
+
+    release_idle_stages()
     return options
 
 

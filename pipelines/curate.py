@@ -281,7 +281,7 @@ class _Score(BufferedDoFn):
         self.quality = set(plan.quality_components)
         self.clf: Any = None
 
-    def start_bundle(self) -> None:
+    def _reset(self) -> None:
         self.pending: list[core.Curated] = []
 
     def process(self, item: core.Curated) -> Iterable[core.Curated]:

@@ -1,26 +1,27 @@
 """Dedup and decontamination as Beam transforms: thin glue over `filters/dedup.py`.
 
-    documents (text)                          one pass per document: exact key, MinHash band keys, b-bit signature,
-      -> Signatures (no text from here on)    task n-grams it contains (filters.dedup.signature)
-      -> exact groups        GroupByKey(exact key)          -> exact_duplicate: every member but the group's first
-      -> LSH buckets         (band key, node key) pairs packed per partition, GroupByKey(partition)
-                                                            -> star edges (member, bucket's smallest member)
-      -> verification        CoGroupByKey(node), twice      -> edges whose estimated Jaccard >= min_similarity
+    documents (text)         one pass per document: exact key, MinHash band keys, b-bit signature, the task n-grams
+      -> features            it contains (no text from here on)
+      -> exact groups        (exact key, node key) packs, GroupByKey       -> label packs: (node, exact key) of every
+                                                                             group of two or more
+      -> LSH buckets         one shuffle per band: (band key, node key) packs, GroupByKey -> star edges (member,
+                                                                             bucket's smallest member)
+      -> verification        CoGroupByKey(node key), twice (min_similarity) -> edges whose estimated Jaccard passes
+      -> distinct edges      GroupByKey: an edge found in several bands counts once
       -> connected components: alternating large-star / small-star rounds (Kiveris et al. 2014), a convergence
-         check, and a union-find over the (normally empty) residual -> a label per node key
-      -> survivors            CoGroupByKey(node key) with the node names, GroupByKey(label)
-                                                            -> a label per node: its component's first node
-      -> near_duplicate: every node whose label is not itself
+         check, and a union-find over the (normally empty) residual    -> label packs: (node, component label)
+      -> survivors (exact groups and components alike): the name join, CoGroupByKey(node key) with (node key,
+         node) packs, then GroupByKey(label): a group's smallest node survives, the others get a verdict
       -> decontamination: task n-grams found in more than `decontaminate_common_documents` distinct clusters are
          common phrases (ignored); a surviving document holding any other task n-gram is `contaminated`
-      -> verdicts: doc id -> drop reason (dropped documents only), joined back to the documents by id as a side
-         input (the text never goes through a shuffle)
+      -> verdicts: GroupByKey(node key): one per dropped document (its lowest reason), then an index of sorted
+         node keys that the documents are looked up in as a side input (the text never goes through a shuffle)
 
 "First" is the survivor rule, which depends on nothing but the documents: a node is the string
 `<component rank><doc id>`, the rank being the component's place in `DedupSpec.priority`, so the smallest node of a
-cluster is its highest-priority component's smallest id. Shuffles carry nodes, 64-bit keys and signature bytes; from
-the LSH buckets to the connected components, nodes travel as 63-bit integer keys (`node_key`) and the LSH pairs as
-packed arrays, so the footprint of a shuffle held in memory (the in-process runner's) is a few bytes per pair.
+cluster is its highest-priority component's smallest id. Nodes travel as 63-bit integer keys (`node_key`), and every
+shuffle but verification's and decontamination's carries packs (pipelines.packs): a few byte strings per partition,
+not an object per row, so a shuffle held in memory (the in-process runner's) costs a few bytes a row.
 
 The curate job calls `dedup_stage` (its DEDUP_STAGES hook); `dedup_files_job` runs the same transforms over
 document files on their own (bench/dedup.py), writing the survivors' documents by re-reading the files.
@@ -28,6 +29,7 @@ document files on their own (bench/dedup.py), writing the survivors' documents b
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
@@ -44,19 +46,21 @@ import numpy as np
 from data_specs.records import COMPONENTS
 from data_specs.specs import DedupSpec
 from filters import dedup as fd
+from pipelines import packs
 from pipelines.buffered import BufferedDoFn
+from pipelines.components import ConnectedComponents
+from pipelines.memory import return_freed_memory
+from pipelines.packs import PACK_ENTRIES, PARTITIONS, Pack, PairPacker
 
 log = logging.getLogger("glamkit.dedup")
 
 EXACT, NEAR, CONTAMINATED = "exact_duplicate", "near_duplicate", "contaminated"
-REASON_ORDER = {EXACT: 0, NEAR: 1, CONTAMINATED: 2}
-CC_ROUNDS = 4  # large-star + small-star pairs; what is left unconverged after them goes to a union-find
+REASONS = (EXACT, NEAR, CONTAMINATED)  # a verdict's reason code is its place here; a document's lowest one wins
 TOP_CLUSTERS = 10
 CLUSTER_MEMBERS = 20  # ids listed per reported cluster
 SNIPPET_CHARS = 300
 SIG_BITS = 16  # bits of each MinHash value kept for verification (b-bit MinHash; collision bias corrected)
-PARTITIONS = 64  # shuffle keys of the packed LSH, connected-components and name-join stages (an integer mod this)
-PACK_ENTRIES = 1 << 16  # pairs a worker packs into one shuffle record
+BAND_SHUFFLES = 4  # shuffles the LSH buckets go through (bands share them round-robin; fewest peak RSS at 16x)
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -204,213 +208,68 @@ def estimated_similarity(a: bytes, b: bytes) -> float:
 
 
 # ------------------------------------------------------------------------------------------------ clustering
-def _exact_groups(kv: tuple[bytes, Iterable[str]]) -> Iterator[tuple[str, Any]]:
-    nodes = sorted(set(kv[1]))
-    if len(nodes) > 1:
-        yield "size", len(nodes)
-        for node in nodes[1:]:
-            yield "drop", (node, nodes[0])
-
-
-# Packed pair lists: (partition, (int64 bytes of the first elements, int64 bytes of the second)), partitioned by the
-# first element mod PARTITIONS. The LSH buckets, the connected components and the name join shuffle these: a few
-# large byte strings per partition, where a (node, node) record per edge would cost a hundred-odd bytes each in a
-# shuffle the in-process runner holds in memory.
-Pack = tuple[int, tuple[bytes, bytes]]
-
-
-def _packs(a: np.ndarray, b: np.ndarray, partitions: int) -> Iterator[Pack]:
-    if len(a) == 0:
-        return
-    part = a % partitions
-    order = np.argsort(part, kind="stable")
-    a, b, part = a[order], b[order], part[order]
-    bounds = [0, *(np.flatnonzero(np.diff(part)) + 1).tolist(), len(a)]
-    for lo, hi in itertools.pairwise(bounds):
-        yield int(part[lo]), (a[lo:hi].tobytes(), b[lo:hi].tobytes())
-
-
-def _unpack(packs: Iterable[tuple[bytes, bytes]]) -> tuple[np.ndarray, np.ndarray]:
-    packs = list(packs)
-    if not packs:
-        return np.empty(0, np.int64), np.empty(0, np.int64)
-    return (np.concatenate([np.frombuffer(x, dtype=np.int64) for x, _ in packs]),
-            np.concatenate([np.frombuffer(y, dtype=np.int64) for _, y in packs]))
-
-
-def _both_ways(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return np.concatenate([a, b]), np.concatenate([b, a])
-
-
-def _adjacency(packs: Iterable[tuple[bytes, bytes]]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distinct directed pairs (u, v) sorted by u then v; each row's group index; each group's first row."""
-    a, b = _unpack(packs)
-    if len(a) == 0:
-        empty = np.empty(0, np.int64)
-        return empty, empty, empty, empty
-    pairs = np.unique(np.stack([a, b], axis=1), axis=0)
-    u, v = pairs[:, 0], pairs[:, 1]
-    starts = np.ones(len(u), dtype=bool)
-    starts[1:] = u[1:] != u[:-1]
-    return u, v, np.cumsum(starts) - 1, np.flatnonzero(starts)
-
-
-class _PairPacker(BufferedDoFn):
-    """Integer pairs -> packs. A worker buffers pairs in flat arrays (16 bytes a pair, no Python object each) and
-    emits packs every `flush_at` pairs and at the end of its bundle."""
-
-    first_type = "q"  # array typecode of the first element ("Q": unsigned 64-bit, viewed as int64 in the pack)
-    both_ways = False  # emit (b, a) for every (a, b) too
-
-    def __init__(self, partitions: int = PARTITIONS, flush_at: int = PACK_ENTRIES) -> None:
-        self.partitions = partitions
-        self.flush_at = flush_at
-
-    def pairs(self, element: Any) -> Iterable[tuple[int, int]]:
-        raise NotImplementedError
-
-    def start_bundle(self) -> None:
-        self.a = array(self.first_type)
-        self.b = array("q")
-
-    def process(self, element: Any) -> Iterator[Pack]:
-        for x, y in self.pairs(element):
-            self.a.append(x)
-            self.b.append(y)
-        if len(self.a) >= self.flush_at:
-            yield from self._flush()
-
-    def _flush(self) -> Iterator[Pack]:
-        a = np.frombuffer(self.a, dtype=np.uint64 if self.first_type == "Q" else np.int64).view(np.int64).copy()
-        b = np.frombuffer(self.b, dtype=np.int64).copy()
-        self.start_bundle()
-        yield from _packs(*(_both_ways(a, b) if self.both_ways else (a, b)), self.partitions)
-
-
-class _PackBands(_PairPacker):
-    """(band key, node key) of every document: the LSH shuffle's records are a few large byte strings per
-    partition of band keys, not a (key, node) object per band per document."""
-
-    first_type = "Q"
+class _PackExact(PairPacker):
+    """(exact key, node key) of every document, packed by exact key (its first 63 bits)."""
 
     def pairs(self, f: Features) -> Iterable[tuple[int, int]]:
-        if f[2]:
-            nk = node_key(f[0])
-            for band in f[2]:
-                yield band, nk
+        if f[1]:
+            yield int.from_bytes(f[1][:8], "little") >> 1, node_key(f[0])
 
 
-class _PackEdges(_PairPacker):
-    """Undirected edges (a, b) -> packs of both directions."""
-
-    both_ways = True
-
-    def pairs(self, edge: tuple[int, int]) -> Iterable[tuple[int, int]]:
-        yield edge
-
-
-def _large_star(kv: tuple[int, Iterable[tuple[bytes, bytes]]], partitions: int) -> Iterator[Pack]:
-    """Every neighbour v > u of a node u links to m(u) = min(N(u) + u) (Kiveris et al.), on a partition's pairs."""
-    u, v, gid, first = _adjacency(kv[1])
-    if len(u) == 0:
+def _exact_labels(kv: tuple[int, Iterable[tuple[bytes, ...]]]) -> Iterator[packs.Rows]:
+    """One partition's (exact key, node key) pairs -> (node key, exact key) label packs for the members of every
+    group of two or more distinct nodes."""
+    keys, nodes = packs.pairs(kv[1])
+    if len(keys) == 0:
         return
-    m = np.minimum(np.minimum.reduceat(v, first), u[first])[gid]
-    sel = v > u
-    yield from _packs(*_both_ways(v[sel], m[sel]), partitions)
+    rows = np.unique(np.stack([keys, nodes], axis=1), axis=0)
+    keys, nodes = rows[:, 0], rows[:, 1]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    sizes = np.diff(np.r_[starts, len(keys)])
+    shared = np.repeat(sizes, sizes) > 1
+    yield packs.pair_rows(nodes[shared], keys[shared])
 
 
-def _small_star(kv: tuple[int, Iterable[tuple[bytes, bytes]]], partitions: int) -> Iterator[Pack]:
-    """Every node of {v in N(u): v < u} + u links to that set's minimum."""
-    u, v, gid, first = _adjacency(kv[1])
-    if len(u) == 0:
-        return
-    m = np.minimum.reduceat(np.where(v < u, v, u), first)
-    sel = (v < u) & (v != m[gid])
-    own = u[first] != m
-    src = np.concatenate([v[sel], u[first][own]])
-    dst = np.concatenate([m[gid][sel], m[own]])
-    yield from _packs(*_both_ways(src, dst), partitions)
+class _PackBands(BufferedDoFn):
+    """(band key, node key) of every document with shingles, packed by band key into `shuffles` tagged outputs
+    (band b goes to shuffle b mod shuffles; band keys are keyed by their band, so bands can share a table): no stage
+    holds more than its share of the buckets, and edges that the bands of one shuffle share come out once."""
+
+    def __init__(self, bands: int, shuffles: int, partitions: int = PARTITIONS, flush_at: int = PACK_ENTRIES
+                 ) -> None:
+        self.bands = bands
+        self.shuffles = shuffles
+        self.partitions = partitions
+        self.flush_at = max(1, flush_at // bands)  # documents per flush: flush_at (band, node) pairs in all
+
+    def _reset(self) -> None:
+        self.keys = [array("Q") for _ in range(self.bands)]
+        self.nodes = array("q")
+
+    def process(self, f: Features) -> Iterator[Any]:
+        if not f[2]:
+            return
+        self.nodes.append(node_key(f[0]))
+        for keys, key in zip(self.keys, f[2], strict=True):
+            keys.append(key)
+        if len(self.nodes) >= self.flush_at:
+            yield from self._flush()
+
+    def _flush(self) -> Iterator[Any]:
+        nodes = np.frombuffer(self.nodes, dtype=np.int64).copy()
+        bands = [np.frombuffer(k, dtype=np.uint64).view(np.int64).copy() for k in self.keys]
+        self._reset()
+        for s in range(self.shuffles):
+            mine = bands[s :: self.shuffles]
+            keys = np.concatenate(mine)
+            for pack in packs.pair_packs(keys, np.tile(nodes, len(mine)), self.partitions):
+                yield beam.pvalue.TaggedOutput(str(s), pack)
 
 
-def _parents(kv: tuple[int, Iterable[tuple[bytes, bytes]]]) -> Iterator[Pack]:
-    """(node, parent = min(N(u) + u)) for a partition's nodes, as one pack."""
-    u, v, _, first = _adjacency(kv[1])
-    if len(u):
-        yield kv[0], (u[first].tobytes(), np.minimum(np.minimum.reduceat(v, first), u[first]).tobytes())
-
-
-def _parent_claims(kv: tuple[int, Iterable[tuple[bytes, bytes]]], partitions: int) -> Iterator[Pack]:
-    """(node, parent of a neighbour or of itself): after convergence every node hears one parent."""
-    u, v, gid, first = _adjacency(kv[1])
-    if len(u) == 0:
-        return
-    p = np.minimum(np.minimum.reduceat(v, first), u[first])
-    yield from _packs(np.concatenate([u[first], v]), np.concatenate([p, p[gid]]), partitions)
-
-
-def _residual(kv: tuple[int, Iterable[tuple[bytes, bytes]]]) -> Iterator[tuple[int, int]]:
-    """(node, claimed parent) for every node that hears more than one parent (unconverged components)."""
-    t, p, _, first = _adjacency(kv[1])
-    if len(t) == 0:
-        return
-    sizes = np.diff([*first.tolist(), len(t)])
-    for g in np.flatnonzero(sizes > 1):
-        for k in range(first[g], first[g] + sizes[g]):
-            yield int(t[k]), int(p[k])
-
-
-def _final_labels(pack: Pack, roots: dict[int, int]) -> Pack:
-    part, (nodes, parents) = pack
-    if not roots:
-        return pack
-    labels = np.frombuffer(parents, dtype=np.int64).copy()
-    for i, parent in enumerate(labels.tolist()):
-        if parent in roots:
-            labels[i] = roots[parent]
-    return part, (nodes, labels.tobytes())
-
-
-def labels_of(pack: Pack) -> Iterator[tuple[int, int]]:
-    """A label pack -> (node, label) pairs."""
-    nodes, labels = _unpack([pack[1]])
-    yield from zip(nodes.tolist(), labels.tolist(), strict=True)
-
-
-class _UnionFind(beam.CombineFn):
-    """Union-find (root = smallest node) over the residual pairs of unconverged components: empty when the rounds
-    converged, which they do on every graph measured here; the result does not depend on merge order."""
-
-    def create_accumulator(self) -> list:
-        return []
-
-    def add_input(self, acc: list, pair: tuple[str, str]) -> list:
-        acc.append(pair)
-        return acc
-
-    def merge_accumulators(self, accs: Iterable[list]) -> list:
-        return [p for acc in accs for p in acc]
-
-    def extract_output(self, acc: list) -> dict[str, str]:
-        parent: dict[str, str] = {}
-
-        def find(x: str) -> str:
-            root = x
-            while parent.get(root, root) != root:
-                root = parent[root]
-            while parent.get(x, x) != root:
-                parent[x], x = root, parent[x]
-            return root
-
-        for a, b in acc:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-        return {x: find(x) for x in sorted(parent)}
-
-
-def _bucket_edges(kv: tuple[int, Iterable[tuple[bytes, bytes]]]) -> Iterator[tuple[int, int]]:
-    """One partition's LSH buckets -> star edges (member, bucket's smallest member), each distinct edge once."""
-    keys, nodes = _unpack(kv[1])
+def _bucket_edges(kv: tuple[int, Iterable[tuple[bytes, ...]]]) -> Iterator[Any]:
+    """One partition of a band's buckets -> star edges (member, the bucket's smallest member), each distinct edge
+    once, packed by member."""
+    keys, nodes = packs.pairs(kv[1])
     order = np.lexsort((nodes, keys))
     keys, nodes = keys[order], nodes[order]
     fresh = np.ones(len(keys), dtype=bool)
@@ -418,120 +277,189 @@ def _bucket_edges(kv: tuple[int, Iterable[tuple[bytes, bytes]]]) -> Iterator[tup
     keys, nodes = keys[fresh], nodes[fresh]
     starts = np.ones(len(keys), dtype=bool)
     starts[1:] = keys[1:] != keys[:-1]
-    first = np.flatnonzero(starts)
-    root = nodes[first][np.cumsum(starts) - 1]  # each pair's bucket minimum (nodes are sorted within a bucket)
+    root = nodes[np.flatnonzero(starts)][np.cumsum(starts) - 1]  # each pair's bucket minimum (sorted within a bucket)
     member = ~starts
-    edges = np.unique(np.stack([nodes[member], root[member]], axis=1), axis=0) if member.any() else ()
-    for a, b in edges:
-        yield int(a), int(b)
+    if member.any():
+        yield packs.pair_rows(nodes[member], root[member])
+
+
+def _distinct_edges(kv: tuple[int, Iterable[tuple[bytes, ...]]]) -> Iterator[Any]:
+    """A partition's star edges from every band -> each distinct edge once, both ways (what ConnectedComponents
+    takes), and their number. Near-identical documents share most bands, so most edges come from several bands
+    (eight times over on the benchmark's input): the components work on the distinct ones."""
+    a, b = packs.pairs(kv[1])
+    if len(a) == 0:
+        return
+    edges = np.unique(np.stack([a, b], axis=1), axis=0)
+    yield packs.pair_rows(*packs.both_ways(edges[:, 0], edges[:, 1]))
+    yield beam.pvalue.TaggedOutput("count", ("edges", len(edges)))
 
 
 class _PackNames(BufferedDoFn):
-    """(node key, node) of every document with band keys (any of them can end up in a cluster), packed per partition
-    of the key: keys, UTF-8 lengths and the names' bytes, three byte strings per pack."""
+    """(node key, node) of every document, packed by node key: what turns the labels of node keys back into
+    node strings, which the survivor rule compares."""
 
     def __init__(self, partitions: int = PARTITIONS, flush_at: int = PACK_ENTRIES) -> None:
         self.partitions = partitions
         self.flush_at = flush_at
 
-    def start_bundle(self) -> None:
+    def _reset(self) -> None:
         self.keys = array("q")
-        self.lens = array("q")
-        self.blob = bytearray()
+        self.names: list[bytes] = []
 
-    def process(self, f: Features) -> Iterator[tuple[int, tuple[bytes, bytes, bytes]]]:
-        if not f[2]:
-            return
-        name = f[0].encode("utf-8", "surrogatepass")
+    def process(self, f: Features) -> Iterator[Pack]:
         self.keys.append(node_key(f[0]))
-        self.lens.append(len(name))
-        self.blob += name
+        self.names.append(f[0].encode("utf-8", "surrogatepass"))
         if len(self.keys) >= self.flush_at:
             yield from self._flush()
 
-    def _flush(self) -> Iterator[tuple[int, tuple[bytes, bytes, bytes]]]:
+    def _flush(self) -> Iterator[Pack]:
         keys = np.frombuffer(self.keys, dtype=np.int64).copy()
-        lens = np.frombuffer(self.lens, dtype=np.int64).copy()
-        blob = bytes(self.blob)
-        self.start_bundle()
-        if not len(keys):
-            return
-        ends = np.cumsum(lens)
-        part = keys % self.partitions
-        for p in np.unique(part).tolist():
-            idx = np.flatnonzero(part == p)
-            yield p, (keys[idx].tobytes(), lens[idx].tobytes(),
-                      b"".join(blob[e - n : e] for e, n in zip(ends[idx].tolist(), lens[idx].tolist(), strict=True)))
+        names = self.names
+        self._reset()
+        yield from packs.split(keys, [keys], [names], self.partitions)
 
 
-def _name_labels(kv: tuple[int, dict]) -> Iterator[tuple[int, str]]:
-    """A partition's {label: label packs, name: name packs} -> (label, node) for every labelled node."""
+def _named_labels(kv: tuple[int, dict]) -> Iterator[packs.Rows]:
+    """A partition's {label: (node key, label) packs, name: (node key, node) packs} -> (label, node key, node)
+    packs by label, one row per labelled node."""
     _, g = kv
-    nodes, labels = _unpack(g["label"])
+    nodes, labels = packs.pairs(g["label"])
     if len(nodes) == 0:
         return
-    packs = list(g["name"])
-    if not packs:
-        return
-    keys = np.concatenate([np.frombuffer(k, dtype=np.int64) for k, _, _ in packs])
-    lens = np.concatenate([np.frombuffer(n, dtype=np.int64) for _, n, _ in packs])
-    blob = b"".join(b for _, _, b in packs)  # the packs' names, in the order of keys and lens
-    ends = np.cumsum(lens)
+    (keys,), (names,) = packs.columns(g["name"], 1, 1)
     order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    lo = np.searchsorted(sorted_keys, nodes, side="left")
-    hi = np.searchsorted(sorted_keys, nodes, side="right")
-    for label, a, b in zip(labels.tolist(), lo.tolist(), hi.tolist(), strict=True):
-        for k in order[a:b].tolist():  # one name per key, but for a (vanishingly rare) key collision
-            yield label, blob[ends[k] - lens[k] : ends[k]].decode("utf-8", "surrogatepass")
+    lo = np.searchsorted(keys[order], nodes, side="left")
+    hi = np.searchsorted(keys[order], nodes, side="right")
+    out_labels, out_nodes, out_names = [], [], []
+    for node, label, a, b in zip(nodes.tolist(), labels.tolist(), lo.tolist(), hi.tolist(), strict=True):
+        for k in order[a:b].tolist():  # one name per key, but for duplicate ids or a (vanishingly rare) collision
+            out_labels.append(label)
+            out_nodes.append(node)
+            out_names.append(names[k])
+    label_col = np.array(out_labels, dtype=np.int64)
+    yield packs.Rows(label_col, (label_col, np.array(out_nodes, dtype=np.int64)), (out_names,))
 
 
-def _survivor_labels(kv: tuple[int, Iterable[str]]) -> Iterator[tuple[str, str]]:
-    """A component's nodes -> (node, the component's smallest node): the survivor rule, on node strings."""
-    nodes = sorted(set(kv[1]))
-    for node in nodes:
-        yield node, nodes[0]
+def _pick_survivors(kv: tuple[int, Iterable[tuple[bytes, ...]]], reason: int) -> Iterator[Any]:
+    """A partition's (label, node key, node) packs -> in every group of two or more nodes, the smallest node
+    survives (the survivor rule, on node strings) and every other one gets a verdict row (node key, reason, id,
+    survivor id). Tagged outputs: "roots" (node key, survivor's node key) of the dropped nodes, "summary" (a
+    SummaryFn accumulator of this partition's groups)."""
+    (labels, keys), (names,) = packs.columns(kv[1], 2, 1)
+    rows = sorted(set(zip(labels.tolist(), names, keys.tolist(), strict=True)))
+    summary = SummaryFn()
+    acc = summary.create_accumulator()
+    dropped: list[int] = []
+    roots: list[int] = []
+    ids: list[bytes] = []
+    details: list[bytes] = []
+    for _, group in itertools.groupby(rows, key=lambda r: r[0]):
+        members = [(name, key) for _, name, key in group]
+        if len(members) < 2:
+            continue
+        root, root_key = members[0]
+        for name, key in members[1:]:
+            dropped.append(key)
+            roots.append(root_key)
+            ids.append(name[2:])
+            details.append(root[2:])
+        if REASONS[reason] == EXACT:
+            summary.add_input(acc, ("exact_size", len(members)))
+        else:
+            summary.add_input(acc, _cluster_record([name.decode("utf-8", "surrogatepass") for name, _ in members]))
+    dropped_col = np.array(dropped, dtype=np.int64)
+    yield packs.Rows(dropped_col, (dropped_col, np.full(len(dropped), reason, dtype=np.int64)), (ids, details))
+    yield packs.pair_rows(dropped_col, np.array(roots, dtype=np.int64), tag="roots")
+    yield beam.pvalue.TaggedOutput("summary", ("summary", acc))
 
 
-class ConnectedComponents(beam.PTransform):
-    """Packs of undirected edges (both directions, `_PackEdges`) -> packs of (node, label) for every node on an edge;
-    the label is the component's smallest node. `rounds` alternations of large-star and small-star on each
-    partition's pairs (numpy), then a convergence check; nodes whose neighbours still disagree on their parent are
-    resolved by one union-find over just those (counted in the summary)."""
+class _Survivors(beam.PTransform):
+    """(label packs of node keys, name packs) -> one survivor per label group: verdict packs (node key, reason, id,
+    survivor id) of the other members by node key, plus the tagged outputs of `_pick_survivors`. Only packs go
+    through its two shuffles: the name join by node key, then the grouping by label."""
 
-    def __init__(self, label: str = "CC", rounds: int = CC_ROUNDS, partitions: int = PARTITIONS) -> None:
+    def __init__(self, label: str, reason: str, partitions: int = PARTITIONS) -> None:
         super().__init__()
         self.label_ = label
-        self.rounds = rounds
+        self.reason = REASONS.index(reason)
         self.partitions = partitions
 
-    def expand(self, packs: Any) -> Any:
-        n, parts = self.label_, self.partitions
-        cur = packs
-        for i in range(self.rounds):
-            cur = (
-                cur
-                | f"{n}LargeGroup{i}" >> beam.GroupByKey()
-                | f"{n}Large{i}" >> beam.FlatMap(_large_star, parts)
-                | f"{n}SmallGroup{i}" >> beam.GroupByKey()
-                | f"{n}Small{i}" >> beam.FlatMap(_small_star, parts)
-            )
-        adj = cur | f"{n}Adjacency" >> beam.GroupByKey()
-        parents = adj | f"{n}Parent" >> beam.FlatMap(_parents)
-        residual = (
-            adj
-            | f"{n}Claims" >> beam.FlatMap(_parent_claims, parts)
-            | f"{n}ClaimsGroup" >> beam.GroupByKey()
-            | f"{n}Residual" >> beam.FlatMap(_residual)
+    def expand(self, inputs: tuple[Any, Any]) -> Any:
+        labels, names = inputs
+        n = self.label_
+        return (
+            {"label": labels, "name": names}
+            | f"{n}NameJoin" >> beam.CoGroupByKey()
+            | f"{n}Named" >> beam.ParDo(packs.Packer(_named_labels, partitions=self.partitions))
+            | f"{n}Group" >> beam.GroupByKey()
+            | f"{n}Pick" >> beam.ParDo(packs.Packer(_pick_survivors, self.reason, partitions=self.partitions))
+            .with_outputs("roots", "summary", main="verdicts")
         )
-        uf = residual | f"{n}UnionFind" >> beam.CombineGlobally(_UnionFind())
-        labels = parents | f"{n}Label" >> beam.Map(_final_labels, beam.pvalue.AsSingleton(uf))
-        self.residual_count = (residual | f"{n}ResidualNodes" >> beam.Map(lambda kv: kv[0])
-                               | f"{n}ResidualDistinct" >> beam.Distinct())
-        return labels
 
 
-def _verify_first(kv: tuple[str, dict]) -> Iterator[tuple[str, tuple[str, bytes]]]:
+def _cluster_record(members: list[str]) -> tuple[str, Any]:
+    """A near-duplicate cluster (its nodes, sorted) as a summary part."""
+    comps: dict[int, int] = {}
+    for m in members:
+        comps[int(m[:2])] = comps.get(int(m[:2]), 0) + 1
+    return "cluster", (len(members), members[0], [id_of(m) for m in members[:CLUSTER_MEMBERS]], sorted(comps.items()))
+
+
+def _resolve(kv: tuple[int, Iterable[tuple[bytes, ...]]]) -> Iterator[Pack]:
+    """A partition's verdict packs -> one row per node (its lowest reason, then smallest detail), by node key."""
+    (keys, reasons), (ids, details) = packs.columns(kv[1], 2, 2)
+    best: dict[int, tuple[int, bytes, bytes]] = {}
+    for k, r, i, d in zip(keys.tolist(), reasons.tolist(), ids, details, strict=True):
+        if k not in best or (r, d) < (best[k][0], best[k][2]):
+            best[k] = (r, i, d)
+    order = sorted(best)
+    key_col = np.array(order, dtype=np.int64)
+    for _, cols in packs.split(np.zeros(len(order), dtype=np.int64),
+                               [key_col, np.array([best[k][0] for k in order], dtype=np.int64)],
+                               [[best[k][1] for k in order], [best[k][2] for k in order]], 1):
+        yield kv[0], cols
+
+
+class _VerdictIndex(beam.CombineFn):
+    """Resolved verdict packs -> (sorted node keys, their reason codes) as two byte strings: what the curate job and
+    the survivors' writer look documents up in, 16 bytes per dropped document."""
+
+    def create_accumulator(self) -> list:
+        return []
+
+    def add_input(self, acc: list, pack: Pack) -> list:
+        acc.append(pack[1][:2])
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list]) -> list:
+        return [p for acc in accs for p in acc]
+
+    def extract_output(self, acc: list) -> tuple[bytes, bytes]:
+        (keys, reasons), _ = packs.columns(acc, 2)
+        order = np.argsort(keys, kind="stable")
+        return keys[order].tobytes(), reasons[order].tobytes()
+
+
+def verdict_of(index: tuple[bytes, bytes], node: str) -> str | None:
+    """The drop reason of a node in a verdict index, or None (kept)."""
+    keys = memoryview(index[0]).cast("q")
+    k = node_key(node)
+    i = bisect.bisect_left(keys, k)
+    return REASONS[memoryview(index[1]).cast("q")[i]] if i < len(keys) and keys[i] == k else None
+
+
+def verdict_rows(resolved: Iterable[Pack]) -> Iterator[dict[str, str]]:
+    """Resolved verdict packs -> {id, reason, detail} rows in id order, made one at a time."""
+    return_freed_memory()  # the job's last stage: what the clustering stages freed goes back first
+    (_, reasons), (ids, details) = packs.columns([p[1] for p in resolved], 2, 2)
+    reasons = reasons.tolist()
+    for i in sorted(range(len(ids)), key=lambda i: (ids[i], reasons[i], details[i])):  # UTF-8 order: code points
+        yield {"id": ids[i].decode("utf-8", "surrogatepass"), "reason": REASONS[reasons[i]],
+               "detail": details[i].decode("utf-8", "surrogatepass")}
+
+
+def _verify_first(kv: tuple[int, dict]) -> Iterator[tuple[int, tuple[int, bytes]]]:
     """CoGroupByKey by the larger node u: {edges: [m...], sig: [sig_u]} -> (m, (u, sig_u))."""
     u, g = kv
     sigs = list(g["sig"])
@@ -541,7 +469,7 @@ def _verify_first(kv: tuple[str, dict]) -> Iterator[tuple[str, tuple[str, bytes]
         yield m, (u, sigs[0])
 
 
-def _verify_second(kv: tuple[str, dict], threshold: float) -> Iterator[tuple[str, Any]]:
+def _verify_second(kv: tuple[int, dict], threshold: float) -> Iterator[tuple[str, Any]]:
     m, g = kv
     sigs = list(g["sig"])
     if not sigs:
@@ -550,24 +478,29 @@ def _verify_second(kv: tuple[str, dict], threshold: float) -> Iterator[tuple[str
         yield ("edge", (u, m)) if estimated_similarity(sig_u, sigs[0]) >= threshold else ("rejected", 1)
 
 
-def _contamination_candidates(kv: tuple[str, dict]) -> Iterator[tuple[int, tuple[str, str]]]:
-    node, g = kv
-    labels = list(g["label"])
-    root = labels[0] if labels else node
-    for matched in g["matched"]:
-        for h in matched:
-            yield h, (node, root)
+def _contamination_candidates(kv: tuple[int, dict]) -> Iterator[tuple[int, tuple[str, int, bool]]]:
+    """A partition's {matched: (node key, node, task n-grams), roots: (node key, survivor key) packs} ->
+    (task n-gram, (node, its cluster's survivor key, whether it is the survivor))."""
+    _, g = kv
+    matched = list(g["matched"])
+    if not matched:
+        return
+    nodes, roots = packs.pairs(g["roots"])
+    root_of = dict(zip(nodes.tolist(), roots.tolist(), strict=True))
+    for key, node, hashes in matched:
+        root = root_of.get(key, key)
+        for h in hashes:
+            yield h, (node, root, root == key)
 
 
-def _common_or_contaminating(kv: tuple[int, Iterable[tuple[str, str]]], limit: int | None) -> Iterator[Any]:
-    h, pairs = kv
-    pairs = set(pairs)
-    roots = {r for _, r in pairs}
-    if limit and len(roots) > limit:
+def _common_or_contaminating(kv: tuple[int, Iterable[tuple[str, int, bool]]], limit: int | None) -> Iterator[Any]:
+    h, rows = kv
+    rows = set(rows)
+    if limit and len({root for _, root, _ in rows}) > limit:
         yield "common", h
         return
-    for node, root in sorted(pairs):
-        if node == root:  # survivors only: a duplicate is dropped as such before decontamination
+    for node, _, survivor in sorted(rows):
+        if survivor:  # a duplicate is dropped as such before decontamination
             yield "hit", (node, h)
 
 
@@ -583,44 +516,57 @@ class _Contaminated(beam.DoFn):
         yield kv[0], tuple(tasks)
 
 
+def _contaminated_verdict(kv: tuple[str, tuple[str, ...]]) -> Iterator[packs.Rows]:
+    node, tasks = kv
+    key = np.array([node_key(node)], dtype=np.int64)
+    yield packs.Rows(key, (key, np.array([REASONS.index(CONTAMINATED)], dtype=np.int64)),
+                     ([id_of(node).encode("utf-8", "surrogatepass")], [",".join(tasks).encode()]))
+
+
 # ------------------------------------------------------------------------------------------------ the transform
 class DedupVerdicts(beam.PTransform):
-    """Features -> (verdicts, summary parts): verdicts are (doc id, (reason, detail)) for dropped documents only;
-    summary parts are small tagged records that `summarize` combines into stats.json's `dedup` section."""
+    """Features -> (verdicts, summary parts): verdicts are packs of resolved rows (node key, reason code, doc id,
+    detail) for the dropped documents only (`verdict_index`, `verdict_rows` read them); summary parts are small
+    tagged records that SummaryFn combines into stats.json's `dedup` section."""
 
-    def __init__(self, config: DedupConfig) -> None:
+    def __init__(self, config: DedupConfig, partitions: int = PARTITIONS) -> None:
         super().__init__()
         self.config = config
+        self.partitions = partitions
 
     def expand(self, feats: Any) -> Any:
-        spec = self.config.spec
+        spec, parts_n = self.config.spec, self.partitions
         parts: list[Any] = []
         verdicts: list[Any] = []
         p = feats.pipeline
         parts.append(_count(feats, "DedupCount", "documents"))
+        names = feats | "NodeNames" >> beam.ParDo(_PackNames(parts_n))
+        roots = p | "NoRoots" >> beam.Create([])
         if spec.exact:
-            exact = (
+            exact_labels = (
                 feats
-                | "ExactKeys" >> beam.Map(lambda f: (f[1], f[0]))
+                | "ExactPack" >> beam.ParDo(_PackExact(parts_n))
                 | "ExactGroup" >> beam.GroupByKey()
-                | "ExactClusters" >> beam.FlatMap(_exact_groups)
+                | "ExactLabels" >> beam.ParDo(packs.Packer(_exact_labels, partitions=parts_n))
             )
-            verdicts.append(exact | "ExactDrops" >> beam.FlatMap(
-                lambda kv: [(id_of(kv[1][0]), (EXACT, id_of(kv[1][1])))] if kv[0] == "drop" else []))
-            parts.append(exact | "ExactSizes" >> beam.FlatMap(
-                lambda kv: [("exact_size", kv[1])] if kv[0] == "size" else []))
-        labels = p | "NoLabels" >> beam.Create([])
+            exact = (exact_labels, names) | "Exact" >> _Survivors("Exact", EXACT, parts_n)
+            verdicts.append(exact.verdicts)
+            parts.append(exact.summary)
         if spec.near:
-            edges = (
-                feats
-                | "BandPack" >> beam.ParDo(_PackBands())
-                | "BandGroup" >> beam.GroupByKey()
-                | "StarEdges" >> beam.FlatMap(_bucket_edges)
-            )
+            shuffles = min(spec.bands, BAND_SHUFFLES)
+            band_packs = feats | "BandPack" >> beam.ParDo(_PackBands(spec.bands, shuffles, parts_n)).with_outputs(
+                *(str(b) for b in range(shuffles)))
+            star = [
+                band_packs[str(b)]
+                | f"BandGroup{b}" >> beam.GroupByKey()
+                | f"StarEdges{b}" >> beam.ParDo(packs.Packer(_bucket_edges, partitions=parts_n))
+                for b in range(shuffles)
+            ]
+            edges = star | "StarEdges" >> beam.Flatten()
             if spec.min_similarity:
                 sigs = feats | "Sigs" >> beam.FlatMap(lambda f: [(node_key(f[0]), f[3])] if f[3] else [])
                 first = (
-                    {"edges": edges, "sig": sigs}
+                    {"edges": edges | "StarPairs" >> beam.FlatMap(packs.pairs_of), "sig": sigs}
                     | "VerifyJoin1" >> beam.CoGroupByKey()
                     | "VerifyFirst" >> beam.FlatMap(_verify_first)
                 )
@@ -629,33 +575,30 @@ class DedupVerdicts(beam.PTransform):
                     | "VerifyJoin2" >> beam.CoGroupByKey()
                     | "VerifySecond" >> beam.FlatMap(_verify_second, spec.min_similarity)
                 )
-                edges = checked | "Verified" >> beam.FlatMap(lambda kv: [kv[1]] if kv[0] == "edge" else [])
+                verified = checked | "Verified" >> beam.FlatMap(lambda kv: [kv[1]] if kv[0] == "edge" else [])
                 parts.append(_count(checked | "Rejected" >> beam.Filter(lambda kv: kv[0] == "rejected"),
                                     "RejectedCount", "rejected_edges"))
-            parts.append(_count(edges, "EdgeCount", "edges"))
-            cc = ConnectedComponents("CC")
-            key_labels = edges | "EdgePacks" >> beam.ParDo(_PackEdges()) | "Components" >> cc
+                edges = verified | "VerifiedPacks" >> beam.ParDo(packs.PackPairs(parts_n))
+            distinct = (
+                edges
+                | "EdgeGroup" >> beam.GroupByKey()
+                | "DistinctEdges" >> beam.ParDo(packs.Packer(_distinct_edges, partitions=parts_n))
+                .with_outputs("count", main="edges")
+            )
+            parts.append(distinct.count)
+            edges = distinct.edges
+            cc = ConnectedComponents("CC", partitions=parts_n)
+            key_labels = edges | "Components" >> cc
             parts.append(_count(cc.residual_count, "ResidualCount", "cc_residual_nodes"))
-            names = feats | "NodeNames" >> beam.ParDo(_PackNames())
-            labels = (
-                {"label": key_labels, "name": names}
-                | "NameJoin" >> beam.CoGroupByKey()
-                | "NamedLabels" >> beam.FlatMap(_name_labels)
-                | "ComponentGroup" >> beam.GroupByKey()
-                | "SurvivorLabels" >> beam.FlatMap(_survivor_labels)
-            )
-            verdicts.append(labels | "NearDrops" >> beam.FlatMap(
-                lambda nl: [(id_of(nl[0]), (NEAR, id_of(nl[1])))] if nl[0] != nl[1] else []))
-            parts.append(
-                labels
-                | "ByRoot" >> beam.Map(lambda nl: (nl[1], nl[0]))
-                | "ClusterGroup" >> beam.GroupByKey()
-                | "Clusters" >> beam.Map(_cluster_record)
-            )
+            near = (key_labels, names) | "Near" >> _Survivors("Near", NEAR, parts_n)
+            verdicts.append(near.verdicts)
+            parts.append(near.summary)
+            roots = near.roots
         if spec.decontaminate:
-            matched = feats | "Matched" >> beam.FlatMap(lambda f: [(f[0], f[4])] if f[4] else [])
+            matched = feats | "Matched" >> beam.FlatMap(
+                lambda f: [(node_key(f[0]) % parts_n, (node_key(f[0]), f[0], f[4]))] if f[4] else [])
             hits = (
-                {"matched": matched, "label": labels}
+                {"matched": matched, "roots": roots}
                 | "MatchedJoin" >> beam.CoGroupByKey()
                 | "TaskGrams" >> beam.FlatMap(_contamination_candidates)
                 | "TaskGramGroup" >> beam.GroupByKey()
@@ -669,31 +612,28 @@ class DedupVerdicts(beam.PTransform):
                 | "HitsByNode" >> beam.GroupByKey()
                 | "Tasks" >> beam.ParDo(_Contaminated(self.config))
             )
-            verdicts.append(contaminated | "ContaminatedDrops" >> beam.Map(
-                lambda kv: (id_of(kv[0]), (CONTAMINATED, ",".join(kv[1])))))
+            verdicts.append(contaminated | "ContaminatedVerdicts" >> beam.ParDo(
+                packs.Packer(_contaminated_verdict, partitions=parts_n)))
             parts.append(contaminated | "ContaminatedTasks" >> beam.Map(lambda kv: ("contaminated", kv[1])))
         if not verdicts:
             verdicts.append(p | "NoVerdicts" >> beam.Create([]))
-        final = (
+        resolved = (
             verdicts
             | "AllVerdicts" >> beam.Flatten()
-            | "OneVerdict" >> beam.CombinePerKey(lambda vs: min(vs, key=lambda v: (REASON_ORDER[v[0]], v[1])))
+            | "VerdictGroup" >> beam.GroupByKey()
+            | "OneVerdict" >> beam.FlatMap(_resolve)
         )
-        return final, parts
+        return resolved, parts
+
+
+def verdict_index(resolved: Any, label: str = "VerdictIndex") -> Any:
+    """Resolved verdict packs -> a one-element PCollection: the index `verdict_of` reads (as a singleton)."""
+    return resolved | label >> beam.CombineGlobally(_VerdictIndex())
 
 
 def _count(pcoll: Any, label: str, kind: str) -> Any:
     """A summary part (kind, number of elements), counted where the elements are made (one record crosses)."""
     return pcoll | label >> beam.combiners.Count.Globally() | f"{label}Part" >> beam.Map(lambda n: (kind, n))
-
-
-def _cluster_record(kv: tuple[str, Iterable[str]]) -> tuple[str, Any]:
-    root, nodes = kv
-    members = sorted(set(nodes))
-    comps: dict[int, int] = {}
-    for m in members:
-        comps[int(m[:2])] = comps.get(int(m[:2]), 0) + 1
-    return "cluster", (len(members), root, [id_of(m) for m in members[:CLUSTER_MEMBERS]], sorted(comps.items()))
 
 
 # ------------------------------------------------------------------------------------------------ summary
@@ -708,6 +648,8 @@ class SummaryFn(beam.CombineFn):
 
     def add_input(self, acc: dict, part: tuple[str, Any]) -> dict:
         kind, value = part
+        if kind == "summary":  # a partial accumulator
+            return self.merge_accumulators([acc, value])
         if kind == "cluster":
             size = value[0]
             acc["sizes"][size] = acc["sizes"].get(size, 0) + 1
@@ -795,14 +737,15 @@ def dedup_stage(plan: Any, alive: Any) -> tuple[Any, Any]:
     stats = task_stats(config)
     summary = acc | "DedupFinish" >> beam.Map(lambda a, s: finish_summary(a, config.spec, s, stats),
                                               beam.pvalue.AsDict(snippets))
-    items = alive | "DedupApply" >> beam.Map(_apply, beam.pvalue.AsDict(verdicts))
+    items = alive | "DedupApply" >> beam.Map(_apply, config, beam.pvalue.AsSingleton(verdict_index(verdicts)))
     return items, summary
 
 
-def _apply(item: Any, verdicts: dict) -> Any:
-    verdict = verdicts.get(item.doc.id) if item.alive else None
-    if verdict is not None:
-        item.drop_reason = verdict[0]
+def _apply(item: Any, config: DedupConfig, index: tuple[bytes, bytes]) -> Any:
+    if item.alive:
+        reason = verdict_of(index, node_of(config.rank_of(item.component), item.doc.id))
+        if reason is not None:
+            item.drop_reason = reason
     return item
 
 
@@ -819,10 +762,14 @@ def read_features(path: str, config: DedupConfig, component_of: dict[str, str]) 
 class _WriteSurvivors(beam.DoFn):
     """Re-read one input file and write the documents without a verdict: the join back by id, file by file."""
 
-    def __init__(self, out_dir: str) -> None:
+    def __init__(self, out_dir: str, config: DedupConfig) -> None:
         self.out_dir = out_dir
+        self.config = config
 
-    def process(self, path: str, verdicts: dict) -> Iterable[tuple[str, int]]:
+    def start_bundle(self) -> None:
+        return_freed_memory()  # the last stage: what the clustering stages freed goes back first
+
+    def process(self, path: str, index: tuple[bytes, bytes]) -> Iterable[tuple[str, int]]:
         from data_specs.records import read_documents
         from pipelines.curate_core import write_jsonl_gz_atomic
 
@@ -830,7 +777,7 @@ class _WriteSurvivors(beam.DoFn):
 
         def kept() -> Iterator[dict]:  # streamed: one document in memory at a time
             for d in read_documents(path):
-                if d.id not in verdicts:
+                if verdict_of(index, node_of(self.config.rank_of(d.component), d.id)) is None:
                     count[0] += 1
                     yield d.to_dict()
 
@@ -857,7 +804,8 @@ def dedup_files_job(files: Sequence[str], out_dir: str | Path, spec: DedupSpec, 
         | "Features" >> beam.FlatMap(read_features, config, {})
     )
     verdicts, parts = feats | "DedupVerdicts" >> DedupVerdicts(config)
-    kept = names | "WriteSurvivors" >> beam.ParDo(_WriteSurvivors(out_dir), beam.pvalue.AsDict(verdicts))
+    kept = names | "WriteSurvivors" >> beam.ParDo(_WriteSurvivors(out_dir, config),
+                                                  beam.pvalue.AsSingleton(verdict_index(verdicts)))
     parts.append(kept)
     (
         parts
@@ -870,11 +818,10 @@ def dedup_files_job(files: Sequence[str], out_dir: str | Path, spec: DedupSpec, 
     )
     (
         verdicts
-        | "VerdictRows" >> beam.Map(lambda kv: (None, (kv[0], *kv[1])))
+        | "VerdictPacks" >> beam.Map(lambda pack: (None, pack))
         | "VerdictsGroup" >> beam.GroupByKey()
         | "WriteVerdicts" >> beam.Map(lambda kv: write_jsonl_gz_atomic(
-            f"{out_dir}/verdicts.jsonl.gz",
-            ({"id": i, "reason": r, "detail": d} for i, r, d in sorted(kv[1], key=lambda row: row[0]))))
+            f"{out_dir}/verdicts.jsonl.gz", verdict_rows(kv[1])))
     )
     state = pipeline.run().wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):

@@ -12,7 +12,8 @@ import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
 from pipelines.beam_options import pipeline_options
-from pipelines.dedup import ConnectedComponents, _PackEdges, labels_of
+from pipelines.components import ConnectedComponents, PackEdges
+from pipelines.packs import pairs_of
 
 
 def _graph() -> tuple[list[tuple[int, int]], dict[int, int]]:
@@ -42,8 +43,8 @@ def test_components_are_labelled_by_their_smallest_node(rounds: int, partitions:
         labels = (
             p
             | beam.Create(edges)
-            | beam.ParDo(_PackEdges(partitions, flush_at=100))
+            | beam.ParDo(PackEdges(partitions, flush_at=100))
             | ConnectedComponents("CC", rounds=rounds, partitions=partitions)
-            | beam.FlatMap(labels_of)
+            | beam.FlatMap(pairs_of)
         )
         assert_that(labels, equal_to(sorted(expected.items())))
