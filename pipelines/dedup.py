@@ -150,8 +150,8 @@ def describe(spec: DedupSpec) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ signatures
-# A document's record through the shuffles: (node, exact key, band keys, b-bit signature bytes, task n-grams).
-Features = tuple[str, bytes, tuple[int, ...], bytes, tuple[int, ...]]
+# What dedup knows of a document: (node, exact key, band keys, b-bit signature bytes, task n-grams, node key).
+Features = tuple[str, bytes, tuple[int, ...], bytes, tuple[int, ...], int]
 
 
 class _Featurizer:
@@ -182,7 +182,7 @@ class _Featurizer:
         if spec.decontaminate and len(self.index):
             matched = self.index.matches(fd.ngram_hashes(base, self.index.n, short=False))
         exact = fd.exact_key(text) if spec.exact else b""
-        return node, exact, bands, sig, matched
+        return node, exact, bands, sig, matched, node_key(node)
 
 
 class _CuratedFeatures(beam.DoFn):
@@ -213,7 +213,7 @@ class _PackExact(PairPacker):
 
     def pairs(self, f: Features) -> Iterable[tuple[int, int]]:
         if f[1]:
-            yield int.from_bytes(f[1][:8], "little") >> 1, node_key(f[0])
+            yield int.from_bytes(f[1][:8], "little") >> 1, f[5]
 
 
 def _exact_labels(kv: tuple[int, Iterable[tuple[bytes, ...]]]) -> Iterator[packs.Rows]:
@@ -249,7 +249,7 @@ class _PackBands(BufferedDoFn):
     def process(self, f: Features) -> Iterator[Any]:
         if not f[2]:
             return
-        self.nodes.append(node_key(f[0]))
+        self.nodes.append(f[5])
         for keys, key in zip(self.keys, f[2], strict=True):
             keys.append(key)
         if len(self.nodes) >= self.flush_at:
@@ -267,8 +267,8 @@ class _PackBands(BufferedDoFn):
 
 
 def _bucket_edges(kv: tuple[int, Iterable[tuple[bytes, ...]]]) -> Iterator[Any]:
-    """One partition of a band's buckets -> star edges (member, the bucket's smallest member), each distinct edge
-    once, packed by member."""
+    """One partition of a band shuffle's buckets -> star edges (member, the bucket's smallest member), each distinct
+    edge of the partition once."""
     keys, nodes = packs.pairs(kv[1])
     order = np.lexsort((nodes, keys))
     keys, nodes = keys[order], nodes[order]
@@ -308,7 +308,7 @@ class _PackNames(BufferedDoFn):
         self.names: list[bytes] = []
 
     def process(self, f: Features) -> Iterator[Pack]:
-        self.keys.append(node_key(f[0]))
+        self.keys.append(f[5])
         self.names.append(f[0].encode("utf-8", "surrogatepass"))
         if len(self.keys) >= self.flush_at:
             yield from self._flush()
@@ -564,7 +564,7 @@ class DedupVerdicts(beam.PTransform):
             ]
             edges = star | "StarEdges" >> beam.Flatten()
             if spec.min_similarity:
-                sigs = feats | "Sigs" >> beam.FlatMap(lambda f: [(node_key(f[0]), f[3])] if f[3] else [])
+                sigs = feats | "Sigs" >> beam.FlatMap(lambda f: [(f[5], f[3])] if f[3] else [])
                 first = (
                     {"edges": edges | "StarPairs" >> beam.FlatMap(packs.pairs_of), "sig": sigs}
                     | "VerifyJoin1" >> beam.CoGroupByKey()
@@ -596,7 +596,7 @@ class DedupVerdicts(beam.PTransform):
             roots = near.roots
         if spec.decontaminate:
             matched = feats | "Matched" >> beam.FlatMap(
-                lambda f: [(node_key(f[0]) % parts_n, (node_key(f[0]), f[0], f[4]))] if f[4] else [])
+                lambda f: [(f[5] % parts_n, (f[5], f[0], f[4]))] if f[4] else [])
             hits = (
                 {"matched": matched, "roots": roots}
                 | "MatchedJoin" >> beam.CoGroupByKey()
