@@ -261,8 +261,10 @@ class OptimizerSpec:
 
 @dataclass(frozen=True)
 class LossSpec:
+    """The one place the training objective's weights live (the model returns its losses unweighted)."""
+
     load_balance: float = 0.01  # GShard auxiliary loss coefficient (the paper's)
-    router_z: float = 0.001  # router z-loss coefficient
+    router_z: float = 0.0  # ST-MoE's router z-loss; GLaM has none (e.g. 0.001 to turn it on)
     logit_z: float = 1e-4  # z-loss on the output logits (Praxis GLaM)
 
 

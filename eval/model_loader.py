@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
 from data_specs.errors import GlamkitError
 from data_specs.loader import load_spec
 from data_specs.specs import TrainSpec
+from model.config import ModelConfig
 
 
 def checkpoint_dir(train_dir: Path) -> Path:
@@ -24,11 +24,16 @@ def checkpoint_dir(train_dir: Path) -> Path:
     return steps[-1][1]
 
 
+def scoring_config(config: ModelConfig) -> ModelConfig:
+    """The trained model's config for scoring: float32 activations and the dropless dispatch."""
+    return dataclasses.replace(config, dtype="float32", dispatch="dropless" if config.is_moe else config.dispatch)
+
+
 def load_trained(train_dir: str | Path) -> tuple[Any, Any, TrainSpec]:
     """(forward(params, tokens) -> logits, params, train spec) from RUN/train/.
 
-    For scoring, expert capacity is raised so no token is dropped: with drops, GShard routing lets a later token
-    take an earlier token's slot, and log-likelihoods would depend on what follows (see model/moe.py).
+    Scoring uses the dropless dispatch, so no token is ever dropped: with capacity drops, GShard routing lets a
+    later token take an earlier token's slot, and log-likelihoods would depend on what follows (see model/moe.py).
     """
     import jax
     import orbax.checkpoint as ocp
@@ -41,12 +46,7 @@ def load_trained(train_dir: str | Path) -> tuple[Any, Any, TrainSpec]:
     if not (train_dir / "config.yaml").exists():
         raise GlamkitError(f"{train_dir}: no trained model here (config.yaml missing): run the train stage first")
     spec = load_spec(TrainSpec, train_dir / "config.yaml")
-    config = model_config(spec)
-    if config.num_experts:
-        k = min(config.top_k, config.num_experts)
-        config = dataclasses.replace(config, capacity_factor=max(config.capacity_factor,
-                                                                 math.ceil(config.num_experts / k)))
-    config = dataclasses.replace(config, dtype="float32")
+    config = scoring_config(model_config(spec))
     abstract = nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0)))
     graphdef, state = nnx.split(abstract)
     restored = ocp.StandardCheckpointer().restore((checkpoint_dir(train_dir) / "state").absolute())

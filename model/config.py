@@ -29,12 +29,17 @@ DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
 )
 
 DTYPES = ("float32", "bfloat16", "float16")
-DISPATCHES = ("einsum", "sort")
+DISPATCHES = ("sort", "einsum", "dropless")
+DROPLESS_IMPLS = ("auto", "blocks", "ragged")
 
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    """Decoder-only GLaM Transformer. `num_experts=0` gives a dense model."""
+    """Decoder-only GLaM Transformer. `num_experts=0` gives a dense model.
+
+    The model returns its auxiliary losses unweighted: their weights live in one place, the train spec's `loss:`
+    section (data_specs.specs.LossSpec).
+    """
 
     vocab_size: int = 8000
     num_layers: int = 4
@@ -47,19 +52,27 @@ class ModelConfig:
     expert_mlp_dim: int | None = None  # hidden width of one expert; None = mlp_dim
     moe_interval: int = 2  # layers interval-1, 2*interval-1, ... are MoE (GLaM: every other layer)
     top_k: int = 2  # k = min(top_k, E)
-    capacity_factor: float = 2.0
+    # Expert capacity C = ceil(capacity_factor * k * S / E) slots per expert per group of S tokens: 1.0 gives each
+    # expert its even share of the group's k * S assignments, i.e. GShard's and GLaM's 2S/E at k = 2 (S = 1024,
+    # E = 64 -> 32). This is MaxText's convention (capacity_factor 1.0 x k*S/E); Praxis writes the same capacity
+    # as capacity_factor 2.0 x S/E, i.e. Praxis's factor = k x this one. Unused by the dropless dispatch.
+    capacity_factor: float = 1.0
     num_groups: int | None = None  # routing groups; None = tokens // group_size (never the device count)
     group_size: int = 1024
-    dispatch: str = "sort"  # "sort" (sort/gather, no S x E x C tensor) or "einsum" (GShard's one-hot einsums)
+    # "sort": capacity slots filled by sort/gather (default, no S x E x C tensor); "einsum": GShard's one-hot
+    # dispatch/combine einsums; "dropless": no capacity, every assignment computed (grouped matmul over tokens
+    # sorted by expert, each expert's run padded to `dropless_block` rows): what scoring uses.
+    dispatch: str = "sort"
+    # Dropless grouped matmul: "blocks" (a loop over row blocks, each against its expert's weights: fastest on
+    # CPU), "ragged" (jax.lax.ragged_dot: a native grouped matmul on TPU), "auto" (ragged on TPU, else blocks).
+    dropless_impl: str = "auto"
+    dropless_block: int = 64
     # Relative position bias (T5 buckets, unidirectional), one table per layer.
     relpos_buckets: int = 32
     relpos_max_distance: int = 128
     # Precision: parameters are stored in param_dtype; matmuls run in dtype; router/softmax/norms in float32.
     dtype: str = "bfloat16"
     param_dtype: str = "float32"
-    # Loss weights the trainer should use (the model returns the losses unweighted).
-    lb_loss_weight: float = 0.01
-    router_z_loss_weight: float = 0.0
     sharding_rules: tuple[tuple[str, str | tuple[str, ...] | None], ...] = DEFAULT_RULES
 
     def __post_init__(self) -> None:
@@ -80,6 +93,10 @@ class ModelConfig:
             raise ValueError(f"num_groups must be >= 1 or None, got {self.num_groups}")
         if self.dispatch not in DISPATCHES:
             raise ValueError(f"dispatch must be one of {DISPATCHES}, got {self.dispatch!r}")
+        if self.dropless_impl not in DROPLESS_IMPLS:
+            raise ValueError(f"dropless_impl must be one of {DROPLESS_IMPLS}, got {self.dropless_impl!r}")
+        if self.dropless_block < 1:
+            raise ValueError(f"dropless_block must be >= 1, got {self.dropless_block}")
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in DTYPES:
                 raise ValueError(f"{name} must be one of {DTYPES}, got {getattr(self, name)!r}")
@@ -112,5 +129,5 @@ class ModelConfig:
         return groups
 
     def capacity(self, group_tokens: int) -> int:
-        """Per-expert slots in one group: ceil(capacity_factor * S * k / E)."""
+        """Per-expert slots in one group of `group_tokens` tokens: ceil(capacity_factor * k * S / E)."""
         return max(1, math.ceil(self.capacity_factor * group_tokens * self.k / self.num_experts))

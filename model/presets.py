@@ -4,6 +4,15 @@ The paper's rows use a 256K SentencePiece vocabulary (256,000 here); the 0.1B ro
 model/info.py for the counting convention). The tiny presets use the demo tokenizer's 8,000 and are sized so
 that a few hundred training steps on two CPU cores take minutes. Override anything with
 `get_config(name, **overrides)`, e.g. `get_config("tiny-moe", vocab_size=4000, dispatch="einsum")`.
+
+Every MoE preset is GLaM's: top-2 routing, capacity 2S/E per group of S = 1024 tokens (capacity_factor 1.0 in
+ModelConfig's convention), the sort dispatch, no router z-loss (the train spec's `loss:` holds the weights).
+Which layer of each (dense, MoE) pair is MoE: the second, i.e. layers 1, 3, 5, ... (`moe_interval` 2 makes
+layers interval-1, 2*interval-1, ... MoE). Praxis's GLaM puts MoE first in each pair (layers 0, 2, 4, ...). The
+paper only says "every other layer"; both give the same parameter and FLOP counts. We keep the dense layer
+first so that the first router sees contextualised states (after one attention and one dense feed-forward)
+rather than bare token embeddings, whose routing can only be lexical, and so that `moe_interval` > 2 still ends
+each block of layers with its MoE layer, as GShard's and Switch's "every n-th layer" configurations do.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
     model = Transformer(config, rngs=nnx.Rngs(0))
     logits, aux = model(tokens, segment_ids=None, positions=None)
-    loss = cross_entropy(logits, targets) + config.lb_loss_weight * aux["lb_loss"]
-                                          + config.router_z_loss_weight * aux["z_loss"]
+    loss = cross_entropy(logits, targets) + load_balance * aux["lb_loss"] + router_z * aux["z_loss"]
+
+(the weights are the train spec's `loss:` section, data_specs.specs.LossSpec).
 
 Pre-norm blocks (RMSNorm -> attention -> residual, RMSNorm -> feed-forward -> residual); the feed-forward
 of every `moe_interval`-th layer is an MoE layer, the rest dense GLU blocks; a final RMSNorm and the tied
@@ -30,12 +31,13 @@ class Block(nnx.Module):
         self.ffn_norm = RMSNorm(config, rngs=rngs)
         self.ffn = MoE(config, rngs=rngs) if config.is_moe_layer(layer) else MLP(config, rngs=rngs)
 
-    def __call__(self, x: jax.Array, buckets: jax.Array, mask: jax.Array
+    def __call__(self, x: jax.Array, buckets: jax.Array, mask: jax.Array, valid: jax.Array | None
                  ) -> tuple[jax.Array, dict[str, jax.Array] | None]:
         x = x + self.attn(self.attn_norm(x), buckets, mask)
-        out = self.ffn(self.ffn_norm(x))
-        y, aux = out if isinstance(out, tuple) else (out, None)
-        return x + y, aux
+        if isinstance(self.ffn, MoE):
+            y, aux = self.ffn(self.ffn_norm(x), valid)
+            return x + y, aux
+        return x + self.ffn(self.ffn_norm(x)), None
 
 
 class Transformer(nnx.Module):
@@ -48,17 +50,19 @@ class Transformer(nnx.Module):
     def __call__(self, tokens: jax.Array, segment_ids: jax.Array | None = None,
                  positions: jax.Array | None = None) -> tuple[jax.Array, dict[str, jax.Array]]:
         """tokens int [b, t]; segment_ids [b, t] (documents of a packed row); positions [b, t] (restart per
-        document; default 0..t-1). Returns float32 logits [b, t, vocab] and the aux dict."""
+        document; default 0..t-1). Segment id 0 marks padding, which MoE layers leave out of routing.
+        Returns float32 logits [b, t, vocab] and the aux dict."""
         cfg = self.config
         t = tokens.shape[1]
         if positions is None:
             positions = jnp.arange(t)[None]
         buckets = relative_buckets(positions, positions, cfg.relpos_buckets, cfg.relpos_max_distance)
         mask = attention_mask(segment_ids, t)
+        valid = None if segment_ids is None else segment_ids != 0
         x = self.embed(tokens)
         layer_aux = []
         for block in self.blocks:
-            x, aux = block(x, buckets, mask)
+            x, aux = block(x, buckets, mask, valid)
             if aux is not None:
                 layer_aux.append(aux)
         logits = self.embed.attend(self.final_norm(x))

@@ -144,6 +144,33 @@ def test_stage_writes_deterministic_artefacts_into_the_stage_folder(demo_shards,
     assert [r["step"] for r in read_metrics(out)] == [1, 2]
     assert (tmp_path / "run" / "logs" / "train" / "timings.jsonl").exists()
     assert not (tmp_path / "run" / ".train-work").exists() or not any((tmp_path / "run" / ".train-work").iterdir())
+    _scoring_drops_no_token(out)
+
+
+def _scoring_drops_no_token(train_dir: Path) -> None:
+    """The eval loader scores the trained checkpoint in dropless mode: no assignment is dropped where the
+    training (capacity) mode drops some, so a prefix's log-likelihoods never depend on the tokens after it."""
+    import dataclasses
+
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from eval.model_loader import load_trained, scoring_config
+    from model.transformer import Transformer
+    from train.config import model_config
+
+    forward, params, spec = load_trained(train_dir)
+    config = scoring_config(model_config(spec))
+    assert config.dispatch == "dropless" and config.dtype == "float32"
+    tokens = jnp.asarray(np.random.default_rng(0).integers(0, config.vocab_size, (16, 64)))
+    for cfg in (config, dataclasses.replace(config, dispatch="sort")):
+        graphdef, _ = nnx.split(nnx.eval_shape(lambda cfg=cfg: Transformer(cfg, rngs=nnx.Rngs(0))))
+        _, aux = nnx.merge(graphdef, params)(tokens)
+        dropped = float(aux["dropped_fraction"].max())
+        assert dropped == 0.0 if cfg.dispatch == "dropless" else dropped > 0.0, (cfg.dispatch, dropped)
+    changed = tokens.at[:, 40:].set((tokens[:, 40:] + 1) % config.vocab_size)
+    np.testing.assert_array_equal(np.asarray(forward(params, changed))[:, :40],
+                                  np.asarray(forward(params, tokens))[:, :40])
 
 
 @pytest.mark.slow
