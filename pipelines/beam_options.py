@@ -7,7 +7,8 @@ flag the user gives (`--runner=DataflowRunner --project=... --region=...`, `--ru
 
 A flag no runner declares is refused. The runners' option classes are known before any runner is imported: those in
 `apache_beam.options.pipeline_options` (Dataflow, portable, Flink, Spark, Prism, direct), those of the modules in
-RUNNER_OPTION_MODULES (Dask's live with its runner) and of a runner named by its dotted path. A module that cannot be
+RUNNER_OPTION_MODULES (Dask's and the render runner's live with their runners) and of a runner named by its dotted
+path. A module that cannot be
 imported here (the Dask runner's needs `dask`) has its flags read from its source, with nothing run.
 """
 
@@ -31,8 +32,9 @@ from data_specs.errors import GlamkitError
 log = logging.getLogger("glamkit.beam")
 
 DEFAULT_RUNNER = "FnApiRunner"
-# Runner modules that declare option classes outside apache_beam.options.pipeline_options (Beam 2.77: Dask's only).
-RUNNER_OPTION_MODULES: tuple[str, ...] = ("apache_beam.runners.dask.dask_runner",)
+# Runner modules that declare option classes outside apache_beam.options.pipeline_options (Beam 2.77: the Dask and
+# the render runner; tests/pipelines/test_any_runner.py checks this list against the installed Beam).
+RUNNER_OPTION_MODULES: tuple[str, ...] = ("apache_beam.runners.dask.dask_runner", "apache_beam.runners.render")
 # Runners glamkit's jobs are known not to run correctly on (README, "Runners"): a warning, the output checks fail them.
 BROKEN_RUNNERS = {
     "DaskRunner": "Beam 2.77's DaskRunner mixes tagged outputs, drops finish_bundle outputs and computes only the last "
