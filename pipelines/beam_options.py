@@ -8,8 +8,8 @@ flag the user gives (`--runner=DataflowRunner --project=... --region=...`, `--ru
 A flag no runner declares is refused. The runners' option classes are known before any runner is imported: those in
 `apache_beam.options.pipeline_options` (Dataflow, portable, Flink, Spark, Prism, direct), those of the modules in
 RUNNER_OPTION_MODULES (Dask's and the render runner's live with their runners) and of a runner named by its dotted
-path. A module that cannot be
-imported here (the Dask runner's needs `dask`) has its flags read from its source, with nothing run.
+path. A module that cannot be imported here (the Dask runner's needs `dask`) has its flags read from its source,
+with nothing run.
 """
 
 from __future__ import annotations
