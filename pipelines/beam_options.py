@@ -111,10 +111,20 @@ def _runner_name(args: Sequence[str]) -> str:
 
 def _unknown_flags(args: Sequence[str]) -> list[str]:
     """The flags in `args` that no runner's option class declares."""
+    runner = _runner_name(args)
+    try:
+        _, unknown = options_parser([runner.rsplit(".", 1)[0]] if "." in runner else []).parse_known_args(args)
+    except SystemExit:
+        return []
+    return [u for u in unknown if u.startswith("--")]
+
+
+def options_parser(extra_modules: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """A parser that knows the flags of every PipelineOptions class: those imported, those of RUNNER_OPTION_MODULES
+    and `extra_modules` (imported here, or read from their source if they cannot be)."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    runner = _runner_name(args)
-    modules = [*RUNNER_OPTION_MODULES, *([runner.rsplit(".", 1)[0]] if "." in runner else [])]
+    modules = [*RUNNER_OPTION_MODULES, *extra_modules]
     from_source = [flag for module in modules if _import_error(module) for flag in _source_flags(module)]
     parser = argparse.ArgumentParser(allow_abbrev=False)
     for cls in PipelineOptions.__subclasses__():
@@ -122,11 +132,7 @@ def _unknown_flags(args: Sequence[str]) -> list[str]:
     for flag in from_source:
         with contextlib.suppress(argparse.ArgumentError):  # declared by an option class imported after all
             parser.add_argument(flag, nargs="?")
-    try:
-        _, unknown = parser.parse_known_args(args)
-    except SystemExit:
-        return []
-    return [u for u in unknown if u.startswith("--")]
+    return parser
 
 
 @functools.cache
