@@ -829,4 +829,8 @@ def dedup_files_job(files: Sequence[str], out_dir: str | Path, spec: DedupSpec, 
     state = pipeline.run().wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):
         raise RuntimeError(f"dedup: the Beam job ended in state {state}")
+    from pipelines.job_checks import exists, fail_if
+
+    expected = ["summary.json", "verdicts.jsonl.gz", *(f"documents/{Path(f).name}" for f in sorted(files))]
+    fail_if("dedup", [name for name in expected if not exists(f"{out_dir}/{name}")], [])
     return json.loads(Path(out_dir, "summary.json").read_text())
