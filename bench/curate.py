@@ -115,10 +115,7 @@ def mode_loop(run: Path, out: Path) -> dict:
             for item in core.pre_dedup(raws, plan.rules, (plan.seed, plan.eval_holdout_fraction)):
                 (to_score if item.alive and item.component in plan.quality_components else finished).append(item)
     for i in range(0, len(to_score), BATCH):
-        batch = to_score[i : i + BATCH]
-        core.score_batch(batch, clf)
-        core.apply_keep(batch, plan.keep)
-    finished += to_score
+        finished += core.apply_keep(core.score_batch(to_score[i : i + BATCH], clf), plan.keep)
     shards: dict = {(c, s): ([], []) for c in plan.components for s in range(DEFAULT_SHARDS)}
     for it in finished:
         if it.outcome != "errored":

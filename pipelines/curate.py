@@ -36,7 +36,7 @@ from data_specs.errors import GlamkitError
 from data_specs.loader import to_plain
 from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
 from pipelines import curate_core as core
-from pipelines import dedup
+from pipelines import dedup, job_checks
 from pipelines.buffered import BufferedDoFn
 
 log = logging.getLogger("glamkit.curate")
@@ -72,8 +72,8 @@ class CuratePlan:
     dedup: dedup.DedupConfig | None = None  # None: no dedup stage
 
 
-# A dedup stage: (plan, PCollection[Curated] of alive documents) -> PCollection[Curated], the same documents with
-# drop_reason set ("exact_duplicate", "near_duplicate", "contaminated") on those it rejects; or a pair (that
+# A dedup stage: (plan, PCollection[Curated] of alive documents) -> PCollection[Curated], the same documents, those
+# it rejects as copies with drop_reason set ("exact_duplicate", "near_duplicate", "contaminated"); or a pair (that
 # PCollection, a one-element PCollection of a JSON-able summary, which stats.json keeps under "dedup").
 # They run in order after the heuristic rules and before scoring; conservation and outputs need no change.
 DedupStage = Callable[[CuratePlan, Any], Any]
@@ -250,7 +250,7 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
 
 def _keep_top(item: core.Curated, rule: KeepRuleSpec, quality: set[str], cutoffs: dict) -> core.Curated:
     if item.alive and item.component in quality:
-        core.apply_keep([item], rule, cutoffs[item.component])
+        return core.apply_keep([item], rule, cutoffs[item.component])[0]
     return item
 
 
@@ -300,10 +300,8 @@ class _Score(BufferedDoFn):
             from filters.quality import load_classifier
 
             self.clf = load_classifier(self.classifier_dir)
-        core.score_batch(batch, self.clf)
-        if self.keep.kind != "top_fraction":
-            core.apply_keep(batch, self.keep)
-        yield from batch
+        scored = core.score_batch(batch, self.clf)
+        yield from scored if self.keep.kind == "top_fraction" else core.apply_keep(scored, self.keep)
 
 
 class _Route(beam.DoFn):
@@ -434,7 +432,8 @@ class _WriteStats(beam.DoFn):
 
 # ------------------------------------------------------------------------------------------------ running
 def run_job(plan: CuratePlan, beam_args: Sequence[str] = ()) -> dict[str, Any]:
-    """Run the pipeline to completion; return stats.json's content (checked again here: conservation)."""
+    """Run the pipeline to completion; return stats.json's content, once conservation is checked again on it and
+    the written files on it (pipelines.job_checks): otherwise the job fails and its stage publishes nothing."""
     from pipelines.beam_options import pipeline_options
 
     options = pipeline_options(beam_args)
@@ -444,11 +443,13 @@ def run_job(plan: CuratePlan, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     state = result.wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):
         raise GlamkitError(f"curate: the Beam job ended in state {state}")
-    stats_path = Path(plan.out_dir) / STATS_FILE
-    if "://" in plan.out_dir:
-        return {}
-    stats = json.loads(stats_path.read_text())
+    # The runner may report success having skipped a branch: what was written must match what was counted.
+    stats_path = f"{plan.out_dir}/{STATS_FILE}"
+    job_checks.fail_if("curate", [] if job_checks.exists(stats_path) else [STATS_FILE], [])
+    with core.open_binary(stats_path) as f:
+        stats = json.loads(f.read())
     core.finish_stats(stats["components"], plan.components)  # the job checked it; check what was written
+    job_checks.check_curated(plan, stats, {"samples": SAMPLES_FILE, "dead": DEAD_LETTER_FILE})
     return stats
 
 

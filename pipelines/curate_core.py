@@ -21,7 +21,7 @@ import codecs
 import gzip
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +77,7 @@ class InputSplit:
     part: int = 0  # Parquet row group; 0 for JSONL
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class RawRecord:
     """A record as read, before any decoding: a JSONL line's bytes, or a Parquet row with binary string fields."""
 
@@ -87,9 +87,13 @@ class RawRecord:
     payload: bytes | dict[str, Any]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Curated:
-    """A record on its way through the stages. Exactly one outcome at the end: errored, dropped or kept."""
+    """A record on its way through the stages. Exactly one outcome at the end: errored, dropped or kept.
+
+    Frozen: a stage that decides something returns a changed copy (`dataclasses.replace`). Beam forbids changing an
+    element a DoFn received, and a runner may hand the same object to several consumers (the dedup stage's
+    features, snippets and verdicts all read the same items): a mutation there fails loudly instead of leaking."""
 
     source: str
     component: str
@@ -100,7 +104,6 @@ class Curated:
     drop_reason: str | None = None
     error: str | None = None  # errored: why the record could not be processed
     raw_excerpt: str | None = None  # errored: the start of the raw record, for the dead-letter file
-    extra: dict[str, Any] = field(default_factory=dict)  # room for later stages (dedup signatures)
 
     @property
     def alive(self) -> bool:
@@ -258,49 +261,42 @@ def pre_dedup(raws: Sequence[RawRecord], rules: Mapping[str, RulesSpec],
     """Stages 1-4 over a batch: decode/schema check, eval holdout (`holdout` = (seed, fraction)), normalisation,
     language filter, heuristic rules."""
     seed, fraction = holdout or (0, 0.0)
-    out = []
-    for raw in raws:
-        item = Curated(raw.source, raw.component, raw.locator)
-        try:
-            doc = decode_record(raw)
-        except RecordError as exc:
-            item.error = str(exc)
-            item.raw_excerpt = _excerpt(raw.payload)
-            item.text_bytes = _payload_bytes(raw.payload)
-            out.append(item)
-            continue
-        item.text_bytes = len(doc.text.encode("utf-8"))
-        if is_eval_holdout(doc.id, seed, fraction):
-            item.doc = doc
-            item.drop_reason = EVAL_HOLDOUT_REASON
-            out.append(item)
-            continue
-        text = normalize_document(doc.text)
-        item.doc = Document(doc.id, doc.component, doc.source, text, doc.url, doc.meta)
-        spec = rules[raw.component]
-        item.drop_reason = language_failure(doc.meta, spec) or rule_failure(text, spec)
-        out.append(item)
-    return out
+    return [_pre_dedup_one(raw, rules, seed, fraction) for raw in raws]
 
 
-def score_batch(items: Sequence[Curated], classifier: Any) -> None:
-    """Stage 6a: the quality score of every item (all alive, all of quality-filtered components)."""
-    if items:
-        scores = classifier.score([it.doc.text for it in items])
-        for it, s in zip(items, scores, strict=True):
-            it.quality_score = float(s)
+def _pre_dedup_one(raw: RawRecord, rules: Mapping[str, RulesSpec], seed: int, fraction: float) -> Curated:
+    where = (raw.source, raw.component, raw.locator)
+    try:
+        doc = decode_record(raw)
+    except RecordError as exc:
+        return Curated(*where, text_bytes=_payload_bytes(raw.payload), error=str(exc),
+                       raw_excerpt=_excerpt(raw.payload))
+    text_bytes = len(doc.text.encode("utf-8"))
+    if is_eval_holdout(doc.id, seed, fraction):
+        return Curated(*where, doc, text_bytes, drop_reason=EVAL_HOLDOUT_REASON)
+    text = normalize_document(doc.text)
+    spec = rules[raw.component]
+    return Curated(*where, Document(doc.id, doc.component, doc.source, text, doc.url, doc.meta), text_bytes,
+                   drop_reason=language_failure(doc.meta, spec) or rule_failure(text, spec))
 
 
-def apply_keep(items: Sequence[Curated], rule: KeepRuleSpec, cutoff: TopFractionCutoff | None = None) -> None:
-    """Stage 6b: the keep rule over scored items; a rejected one gets drop_reason 'quality'."""
+def score_batch(items: Sequence[Curated], classifier: Any) -> list[Curated]:
+    """Stage 6a: the items (all alive, all of quality-filtered components) with their quality scores."""
     if not items:
-        return
+        return []
+    scores = classifier.score([it.doc.text for it in items])
+    return [replace(it, quality_score=float(s)) for it, s in zip(items, scores, strict=True)]
+
+
+def apply_keep(items: Sequence[Curated], rule: KeepRuleSpec, cutoff: TopFractionCutoff | None = None
+               ) -> list[Curated]:
+    """Stage 6b: the keep rule over scored items: each rejected one comes back with drop_reason 'quality'."""
+    if not items:
+        return []
     ids = [it.doc.id for it in items]
     scores = np.array([it.quality_score for it in items], dtype=np.float32)
     keep = apply_keep_rule(rule, ids, scores, cutoff)
-    for it, k in zip(items, keep, strict=True):
-        if not k:
-            it.drop_reason = QUALITY_REASON
+    return [it if k else replace(it, drop_reason=QUALITY_REASON) for it, k in zip(items, keep, strict=True)]
 
 
 def fit_cutoff(ids_scores: Sequence[tuple[str, float]], rule: KeepRuleSpec) -> TopFractionCutoff:

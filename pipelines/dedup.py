@@ -30,6 +30,7 @@ document files on their own (bench/dedup.py), writing the survivors' documents b
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -725,8 +726,8 @@ def _top_roots(acc: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------------ curate hook
 def dedup_stage(plan: Any, alive: Any) -> tuple[Any, Any]:
-    """The curate job's dedup stage (pipelines.curate.DEDUP_STAGES): Curated items in, the same items out with
-    drop_reason set on the alive ones that are duplicates or contaminated, plus a one-element PCollection: the
+    """The curate job's dedup stage (pipelines.curate.DEDUP_STAGES): Curated items in, the same items out, the alive
+    ones that are duplicates or contaminated as copies with drop_reason set, plus a one-element PCollection: the
     summary. Items already dropped or errored pass through untouched."""
     config: DedupConfig = plan.dedup
     feats = alive | "DedupFeatures" >> beam.ParDo(_CuratedFeatures(config))
@@ -742,10 +743,12 @@ def dedup_stage(plan: Any, alive: Any) -> tuple[Any, Any]:
 
 
 def _apply(item: Any, config: DedupConfig, index: tuple[bytes, bytes]) -> Any:
+    """The item, or a copy of it with the verdict's drop_reason (never the item changed: DedupFeatures and
+    DedupSnippets read the same elements, and a runner may hand them all one object)."""
     if item.alive:
         reason = verdict_of(index, node_of(config.rank_of(item.component), item.doc.id))
         if reason is not None:
-            item.drop_reason = reason
+            return dataclasses.replace(item, drop_reason=reason)
     return item
 
 
@@ -826,4 +829,8 @@ def dedup_files_job(files: Sequence[str], out_dir: str | Path, spec: DedupSpec, 
     state = pipeline.run().wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):
         raise RuntimeError(f"dedup: the Beam job ended in state {state}")
+    from pipelines.job_checks import exists, fail_if
+
+    expected = ["summary.json", "verdicts.jsonl.gz", *(f"documents/{Path(f).name}" for f in sorted(files))]
+    fail_if("dedup", [name for name in expected if not exists(f"{out_dir}/{name}")], [])
     return json.loads(Path(out_dir, "summary.json").read_text())

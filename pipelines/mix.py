@@ -37,7 +37,7 @@ from data_specs.errors import GlamkitError
 from data_specs.hashing import hash_file, uniform
 from data_specs.shards import ComponentMix, ShardInfo, ShardManifest
 from data_specs.specs import MixtureSpec
-from pipelines import packing
+from pipelines import job_checks, packing
 from pipelines.mix_plan import (
     MIX_PURPOSE,
     TRAIN,
@@ -206,6 +206,16 @@ def n_shards(rows: int, per_shard: int) -> int:
     return max(1, math.ceil(rows / per_shard)) if rows else 0
 
 
+def expected_shards(split_rows: dict[str, int], per_shard: int) -> dict[str, int]:
+    """Shard file -> its rows: each split's rows in files of `per_shard`, the last one holding the rest."""
+    out = {}
+    for split, rows in split_rows.items():
+        n = n_shards(rows, per_shard)
+        for i in range(n):
+            out[shard_name(split, i, n)] = per_shard if i < n - 1 else rows - per_shard * (n - 1)
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ DoFns
 class _Tokenize(beam.DoFn):
     def __init__(self, job: MixJob) -> None:
@@ -223,6 +233,7 @@ class _Tokenize(beam.DoFn):
             tokens = np.empty(len(ids) + 1, np.int32)
             tokens[:-1] = ids
             tokens[-1] = self.eos
+            tokens.flags.writeable = False  # read by Sizes and Copies alike: a change would fail, not leak
             yield split_of(doc_id, self.seed, self.vf), component, doc_id, tokens
 
 
@@ -383,7 +394,8 @@ def build(pipeline: Any, job: MixJob) -> None:
 
 
 def run_job(job: MixJob, beam_args: Sequence[str] = ()) -> dict[str, Any]:
-    """Run the pipeline to completion; return the manifest's content."""
+    """Run the pipeline to completion; return the manifest's content, once the shard files are checked against it
+    (pipelines.job_checks): otherwise the job fails and its stage publishes nothing."""
     from pipelines.beam_options import pipeline_options
 
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
@@ -392,7 +404,12 @@ def run_job(job: MixJob, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     state = pipeline.run().wait_until_finish()
     if str(state) not in ("DONE", "PipelineState.DONE"):
         raise GlamkitError(f"mix: the Beam job ended in state {state}")
-    return json.loads((Path(job.out_dir) / MANIFEST).read_text())
+    out = Path(job.out_dir)  # the runner may report success having skipped a branch: check what was written
+    job_checks.fail_if("mix", [n for n in (MANIFEST, STATS_FILE) if not (out / n).is_file()], [])
+    manifest = json.loads((out / MANIFEST).read_text())
+    job_checks.check_shards(job.out_dir, {s["file"]: s["rows"] for s in manifest["shards"]},
+                            expected_shards(manifest["extra"]["split_rows"], job.sequences_per_shard))
+    return manifest
 
 
 def mix(spec: MixtureSpec, curated_dir: Path, tokenizer_dir: Path, out_dir: Path, beam_args: Sequence[str] = (),

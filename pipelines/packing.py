@@ -33,9 +33,9 @@ class Unit:
     tokens: np.ndarray  # int32
 
 
-@dataclass
+@dataclass(frozen=True)
 class Rows:
-    """A block of packed rows (numpy, one row per line) with per-row segment metadata."""
+    """A block of packed rows (numpy, one row per line, read-only) with per-row segment metadata."""
 
     tokens: np.ndarray  # [n, seq_len] int32
     segment_ids: np.ndarray  # [n, seq_len] int32
@@ -71,7 +71,10 @@ def pack(units: Sequence[Unit], seq_len: int, pad_id: int) -> Rows:
     lo_hi = np.stack([doc_rows[:, 0], doc_rows.max(axis=1)], axis=1).tolist()  # documents are contiguous
     doc_ids = [[units[d].doc_id for d in range(lo, hi + 1)] for lo, hi in lo_hi]
     comps = [[units[d].component for d in range(lo, hi + 1)] for lo, hi in lo_hi]
-    return Rows(flat.reshape(n_rows, seq_len), seg, pos.reshape(n_rows, seq_len), doc_ids, comps)
+    arrays = (flat.reshape(n_rows, seq_len), seg, pos.reshape(n_rows, seq_len))
+    for a in arrays:
+        a.flags.writeable = False  # each row goes on as a view: no consumer may change what another one reads
+    return Rows(*arrays, doc_ids, comps)
 
 
 # ------------------------------------------------------------------------------------------------ shuffle

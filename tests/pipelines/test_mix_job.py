@@ -4,6 +4,7 @@ cases the demo run does not reach (no validation split, components with no docum
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -82,3 +83,84 @@ def test_every_row_has_seq_len_tokens_and_segments_number_from_one(small_run: Pa
             assert len(toks) == len(seg) == m.seq_len
             used = sorted(set(seg) - {0})
             assert used == list(range(1, len(ids) + 1))
+
+
+# ------------------------------------------------------------------------------------------------ any runner
+def test_mix_functions_leave_their_inputs_unchanged(small_run: Path, tmp_path: Path) -> None:
+    """The mixing job by hand, element by element through its DoFns and the functions they call, each input
+    compared with a deep copy afterwards (Beam's model: a runner may hand one object to several consumers). What it
+    writes is the Beam job's output, byte for byte."""
+    import dataclasses
+
+    from tests.pipelines.immutability import unchanged
+
+    job = mix.make_job(_spec(), small_run / "curated", small_run / "tokenizer", tmp_path / "by-hand")
+    Path(job.out_dir).mkdir()
+    tokenize = mix._Tokenize(job)
+    tokenize.setup()
+    docs = []
+    for part in job.parts:
+        with unchanged("read_part", part):
+            batches = list(mix.read_part(part))
+        for batch in batches:
+            with unchanged("_Tokenize", batch):
+                docs += list(tokenize.process(batch))
+    sizes = [(d[0], d[1], d[2], len(d[3])) for d in docs]
+    with unchanged("make_plan", sizes):
+        plan = mix.make_plan(sizes, job)
+    buckets: dict = {}
+    for doc in docs:
+        with unchanged("expand", doc, plan):
+            for key, unit in mix.expand(doc, plan, job.seed):
+                buckets.setdefault(key, []).append(unit)
+    rows, counts = [], []
+    for element in sorted(buckets.items()):
+        with unchanged("_Pack", element):
+            for out in mix._Pack(job).process(element):
+                (counts.append(out.value) if hasattr(out, "tag") else rows.append(out))
+    with unchanged("offsets", counts):
+        layout = mix.offsets(counts)
+    shards: dict = {}
+    for element in rows:
+        with unchanged("_Place", element, layout):
+            for key, value in mix._Place(job).process(element, layout):
+                shards.setdefault(key, []).append(value)
+    records = []
+    for element in sorted(shards.items()):
+        with unchanged("_WriteShard", element, layout):
+            records += list(mix._WriteShard(job).process(element, layout))
+    with unchanged("write_outputs", records, plan):
+        mix.write_outputs(records, plan, job)
+
+    mix.run_job(dataclasses.replace(job, out_dir=str(tmp_path / "beam")))
+    files = {p.name: p.read_bytes() for p in sorted((tmp_path / "by-hand").iterdir())}
+    assert len(files) > 3 and files == {p.name: p.read_bytes() for p in sorted((tmp_path / "beam").iterdir())}
+
+
+def test_a_shard_the_writer_lost_fails_the_job_and_publishes_nothing(small_run: Path, tmp_path: Path, monkeypatch,
+                                                                      capsys) -> None:
+    """The shard writer reports train shard 0 written, but the file is gone (as when a runner loses a branch's
+    work): `glamkit mix` fails with one line naming it; RUN/shards and its completion marker never appear."""
+    import shutil
+
+    from data_specs.stages import MARKER
+    from glamkit.cli import main
+
+    run = tmp_path / "run"
+    for folder in ("curated", "tokenizer"):
+        shutil.copytree(small_run / folder, run / folder)
+    real = mix._WriteShard.process
+
+    def lose_train_shard_0(self, element, layout):  # type: ignore[no-untyped-def]
+        for record in real(self, element, layout):
+            if element[0] == ("train", 0):
+                (Path(self.out_dir) / record["file"]).unlink()
+            yield record
+
+    monkeypatch.setattr(mix._WriteShard, "process", lose_train_shard_0)
+    sets = ["mixing.seq_len=64", "mixing.sequences_per_shard=100", "mixing.budget_tokens=150000"]
+    assert main(["mix", "--spec", "demo", "--run", str(run), *(a for s in sets for a in ("--set", s))]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("glamkit: error: mix: "), err
+    assert re.search(r"missing train-00000-of-\d{5}\.arrow", err[0]), err[0]
+    assert not (run / "shards").exists() and not list(run.rglob(MARKER))
