@@ -266,6 +266,7 @@ class LossSpec:
     load_balance: float = 0.01  # GShard auxiliary loss coefficient (the paper's)
     router_z: float = 0.0  # ST-MoE's router z-loss; GLaM has none (e.g. 0.001 to turn it on)
     logit_z: float = 1e-4  # z-loss on the output logits (Praxis GLaM)
+    chunk: int = 128  # sequence positions per chunk of the cross-entropy: [b, chunk, vocab] float32 logits at a time
 
 
 @dataclass(frozen=True)

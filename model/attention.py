@@ -3,7 +3,10 @@
 GLaM has no absolute position embeddings: each layer learns a bias per (head, distance bucket), with exact
 buckets for short distances and log-spaced ones up to `relpos_max_distance` (unidirectional: only keys at or
 before the query matter). With segment ids, a token attends only within its own document, so packed sequences
-behave like separate ones; positions then restart per document.
+behave like separate ones. Within a document the distance between two tokens is their distance in the row,
+wherever the document starts, so one [heads, t, t] bias per layer, from token order, serves every row of a
+packed batch once the segment mask applies (a per-row [b, t, t, heads] table from restarted positions would
+hold the same values where the mask lets attention through, at b times the memory).
 """
 
 from __future__ import annotations
@@ -52,16 +55,16 @@ class Attention(nnx.Module):
         self.config = config
 
     def __call__(self, x: jax.Array, buckets: jax.Array, mask: jax.Array) -> jax.Array:
-        """x [b, t, m]; buckets int [b or 1, t, t]; mask bool [b or 1, 1, t, t]."""
-        dt, rules = self.config.dtype, self.config.sharding_rules
+        """x [b, t, m]; buckets int [t, t] (relative_buckets of token order); mask bool [b or 1, 1, t, t]."""
+        dt, rules = self.config.dtype, self.config.rules
         names = ("batch", "length", "heads", "kv")
         q = constrain(jnp.einsum("btm,mhd->bthd", x, self.wq[...].astype(dt)), names, rules)
         k = constrain(jnp.einsum("btm,mhd->bthd", x, self.wk[...].astype(dt)), names, rules)
         v = constrain(jnp.einsum("btm,mhd->bthd", x, self.wv[...].astype(dt)), names, rules)
         q = q * jnp.asarray(self.config.head_dim ** -0.5, dt)
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k, preferred_element_type=jnp.float32)
-        bias = jnp.take(self.relpos[...].astype(jnp.float32), buckets, axis=0)  # [b, q, k, h]
-        logits = logits + jnp.moveaxis(bias, -1, 1)
+        bias = jnp.take(self.relpos[...].astype(jnp.float32), buckets, axis=0)  # [q, k, h]
+        logits = logits + jnp.moveaxis(bias, -1, 0)[None]
         logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
         probs = jax.nn.softmax(logits, axis=-1).astype(dt)  # the diagonal is never masked: no empty rows
         out = constrain(jnp.einsum("bhqk,bkhd->bqhd", probs, v), names, rules)

@@ -26,11 +26,17 @@ DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
     ("expert", "expert"),
     ("expert_group", "data"),
     ("buckets", None),
+    ("layers", None),
 )
+# FSDP (`fsdp: true`): parameter dims named "embed" are split over every batch axis, so parameters, gradients and
+# optimizer state are sharded over data and expert and gathered layer by layer when used. Activations are not
+# affected: their batch dim comes first and takes those mesh axes (a mesh axis is used once per array).
+FSDP_RULE = ("embed", ("data", "expert"))
 
 DTYPES = ("float32", "bfloat16", "float16")
 DISPATCHES = ("sort", "einsum", "dropless")
 DROPLESS_IMPLS = ("auto", "blocks", "ragged")
+REMAT_POLICIES = ("none", "full", "dots")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +79,15 @@ class ModelConfig:
     # Precision: parameters are stored in param_dtype; matmuls run in dtype; router/softmax/norms in float32.
     dtype: str = "bfloat16"
     param_dtype: str = "float32"
+    # Memory. scan_layers: the decoder is a jax.lax.scan over repeats of its layer pattern (moe_interval layers:
+    # dense ones then the MoE one; one layer for a dense model), parameters stacked on a leading "layers" axis:
+    # one compiled layer body whatever the depth, and what makes remat pay off. remat: what the backward pass
+    # keeps of each scanned (or unrolled) block: "none" (everything), "full" (only the block's input; the block
+    # is recomputed), "dots" (matmul outputs without batch dims, i.e. the projections; attention and
+    # elementwise work are recomputed). fsdp: see FSDP_RULE.
+    scan_layers: bool = False
+    remat: str = "none"
+    fsdp: bool = False
     sharding_rules: tuple[tuple[str, str | tuple[str, ...] | None], ...] = DEFAULT_RULES
 
     def __post_init__(self) -> None:
@@ -100,6 +115,11 @@ class ModelConfig:
         for name in ("dtype", "param_dtype"):
             if getattr(self, name) not in DTYPES:
                 raise ValueError(f"{name} must be one of {DTYPES}, got {getattr(self, name)!r}")
+        if self.remat not in REMAT_POLICIES:
+            raise ValueError(f"remat must be one of {REMAT_POLICIES}, got {self.remat!r}")
+        if self.scan_layers and self.num_layers % self.scan_unit:
+            raise ValueError(f"scan_layers: num_layers {self.num_layers} is not a multiple of the repeated "
+                             f"pattern's {self.scan_unit} layers (moe_interval)")
 
     @property
     def is_moe(self) -> bool:
@@ -113,6 +133,19 @@ class ModelConfig:
     @property
     def expert_dim(self) -> int:
         return self.expert_mlp_dim or self.mlp_dim
+
+    @property
+    def rules(self) -> tuple[tuple[str, str | tuple[str, ...] | None], ...]:
+        """The logical-axis rules in force: `sharding_rules`, with FSDP_RULE when `fsdp` is on."""
+        if not self.fsdp:
+            return self.sharding_rules
+        others = tuple((name, axes) for name, axes in self.sharding_rules if name != FSDP_RULE[0])
+        return (*others, FSDP_RULE)
+
+    @property
+    def scan_unit(self) -> int:
+        """Layers per scanned step: the MoE pattern (moe_interval layers), or one layer of a dense model."""
+        return self.moe_interval if self.is_moe else 1
 
     def is_moe_layer(self, layer: int) -> bool:
         return self.is_moe and layer % self.moe_interval == self.moe_interval - 1

@@ -22,8 +22,9 @@ def _path_str(path: tuple[Any, ...]) -> str:
     return "/".join(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
 
 
-def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-    """Parameter path -> shape for `config`, computed abstractly."""
+def param_shapes(config: ModelConfig) -> dict[str, tuple[tuple[int, ...], tuple[str | None, ...]]]:
+    """Parameter path -> (shape, logical axis names) for `config`, computed abstractly. With scan_layers the
+    paths are the stacked ones (layers/blocks/<i>/...) and shapes lead with the "layers" axis."""
     import jax
     from flax import nnx
 
@@ -33,16 +34,17 @@ def param_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     state = nnx.state(abstract, nnx.Param)
     is_var = lambda x: isinstance(x, nnx.Variable)  # noqa: E731
     leaves = jax.tree_util.tree_flatten_with_path(state, is_leaf=is_var)[0]
-    return {_path_str(path): tuple(leaf.shape) for path, leaf in leaves}
+    return {_path_str(path): (tuple(leaf.shape), tuple(leaf.get_metadata()["logical_axes"]))
+            for path, leaf in leaves}
 
 
 def model_info(config: ModelConfig, seq_len: int = 1024) -> dict[str, Any]:
     """total_params, activated_params, flops_per_token and their parts (see the module docstring)."""
     shapes = param_shapes(config)
-    size = {path: int(_prod(shape)) for path, shape in shapes.items()}
+    size = {path: int(_prod(shape)) for path, (shape, _) in shapes.items()}
     total = sum(size.values())
     embedding = sum(n for p, n in size.items() if p.startswith("embed/"))
-    expert = sum(n for p, n in size.items() if _is_expert(p, shapes[p]))
+    expert = sum(n for p, n in size.items() if "expert" in shapes[p][1])  # expert weights: an "expert" axis
     e = config.num_experts
     inactive = expert - (expert * config.k // e if e else 0)
     activated = total - embedding - inactive
@@ -59,11 +61,6 @@ def model_info(config: ModelConfig, seq_len: int = 1024) -> dict[str, Any]:
         "k": config.k,
         "seq_len": seq_len,
     }
-
-
-def _is_expert(path: str, shape: tuple[int, ...]) -> bool:
-    """MoE expert weights: ffn/wi and ffn/wo with a leading expert dim (dense blocks' are 2-D)."""
-    return path.endswith(("/ffn/wi", "/ffn/wo")) and len(shape) == 3
 
 
 def _prod(shape: tuple[int, ...]) -> int:

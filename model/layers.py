@@ -62,13 +62,19 @@ class Embed(nnx.Module):
     def __call__(self, tokens: jax.Array) -> jax.Array:
         table = self.embedding[...].astype(self.config.dtype)
         x = jnp.take(table, tokens, axis=0) * jnp.asarray(self.config.embed_dim ** 0.5, self.config.dtype)
-        return constrain(x, ("batch", "length", "embed"), self.config.sharding_rules)
+        return constrain(x, ("batch", "length", "embed"), self.config.rules)
 
-    def attend(self, x: jax.Array) -> jax.Array:
-        """Output logits in float32 (the softmax/cross-entropy needs the precision)."""
+    def output_table(self) -> jax.Array:
+        """The tied table as the output projection uses it: compute dtype, embed dim whole (under FSDP it is
+        sharded; gathering it here, once, keeps a chunked loss from gathering it again for every chunk)."""
         table = self.embedding[...].astype(self.config.dtype)
+        return constrain(table, ("vocab", None), self.config.rules)
+
+    def attend(self, x: jax.Array, table: jax.Array | None = None) -> jax.Array:
+        """Output logits [b, t, vocab] in float32 (the softmax/cross-entropy needs the precision)."""
+        table = self.output_table() if table is None else table
         logits = jnp.einsum("btm,vm->btv", x, table, preferred_element_type=jnp.float32)
-        return constrain(logits, ("batch", "length", "vocab"), self.config.sharding_rules)
+        return constrain(logits, ("batch", "length", "vocab"), self.config.rules)
 
 
 class MLP(nnx.Module):
@@ -82,7 +88,7 @@ class MLP(nnx.Module):
         self.config = config
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        dt, rules = self.config.dtype, self.config.sharding_rules
+        dt, rules = self.config.dtype, self.config.rules
         gate = jax.nn.gelu(x @ self.wi_gate[...].astype(dt))
         h = constrain(gate * (x @ self.wi_up[...].astype(dt)), ("batch", "length", "mlp"), rules)
         return constrain(h @ self.wo[...].astype(dt), ("batch", "length", "embed"), rules)

@@ -244,7 +244,7 @@ class MoE(nnx.Module):
 
     def experts(self, x: jax.Array) -> jax.Array:
         """Capacity layout [E, G, C, M] -> [E, G, C, M]; each expert is gelu(x Wi) Wo."""
-        dt, rules = self.config.dtype, self.config.sharding_rules
+        dt, rules = self.config.dtype, self.config.rules
         h = jax.nn.gelu(jnp.einsum("egcm,emh->egch", x, self.wi[...].astype(dt)))
         h = constrain(h, ("expert", "expert_group", None, "mlp"), rules)
         y = jnp.einsum("egch,ehm->egcm", h, self.wo[...].astype(dt))
@@ -272,7 +272,7 @@ class MoE(nnx.Module):
         cfg = self.config
         b, t, m = x.shape
         groups = cfg.groups_for(b * t)
-        xg = constrain(x.reshape(groups, b * t // groups, m), ("batch", None, "embed"), cfg.sharding_rules)
+        xg = constrain(x.reshape(groups, b * t // groups, m), ("batch", None, "embed"), cfg.rules)
         vg = None if valid is None else valid.reshape(groups, -1)
         logits = jnp.einsum("gsm,me->gse", xg.astype(jnp.float32), self.router[...].astype(jnp.float32))
         experts, gates, probs = route(logits, cfg.k, vg)
@@ -282,6 +282,6 @@ class MoE(nnx.Module):
         else:
             dispatch = einsum_dispatch if cfg.dispatch == "einsum" else sort_dispatch
             y, kept = dispatch(xg, experts, gates, cfg.num_experts, cfg.capacity(xg.shape[1]), self.experts,
-                               cfg.sharding_rules)
-        y = constrain(y, ("batch", None, "embed"), cfg.sharding_rules).reshape(b, t, m)
+                               cfg.rules)
+        y = constrain(y, ("batch", None, "embed"), cfg.rules).reshape(b, t, m)
         return y, router_aux(logits, probs, experts, kept, vg)

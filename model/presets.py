@@ -5,8 +5,10 @@ model/info.py for the counting convention). The tiny presets use the demo tokeni
 that a few hundred training steps on two CPU cores take minutes. Override anything with
 `get_config(name, **overrides)`, e.g. `get_config("tiny-moe", vocab_size=4000, dispatch="einsum")`.
 
-Every MoE preset is GLaM's: top-2 routing, capacity 2S/E per group of S = 1024 tokens (capacity_factor 1.0 in
-ModelConfig's convention), the sort dispatch, no router z-loss (the train spec's `loss:` holds the weights).
+Every preset scans its layers (`scan_layers`: one compiled (dense, MoE) pair, parameters stacked on a "layers"
+axis); remat and FSDP are the train spec's choice (`model_overrides`), per hardware. Every MoE preset is GLaM's:
+top-2 routing, capacity 2S/E per group of S = 1024 tokens (capacity_factor 1.0 in ModelConfig's convention), the
+sort dispatch, no router z-loss (the train spec's `loss:` holds the weights).
 Which layer of each (dense, MoE) pair is MoE: the second, i.e. layers 1, 3, 5, ... (`moe_interval` 2 makes
 layers interval-1, 2*interval-1, ... MoE). Praxis's GLaM puts MoE first in each pair (layers 0, 2, 4, ...). The
 paper only says "every other layer"; both give the same parameter and FLOP counts. We keep the dense layer
@@ -28,13 +30,14 @@ _VOCAB = 256_000
 def _glam(layers: int, dim: int, hidden: int, heads: int, head_dim: int, experts: int = 0,
           vocab: int = _VOCAB) -> ModelConfig:
     return ModelConfig(vocab_size=vocab, num_layers=layers, embed_dim=dim, mlp_dim=hidden, num_heads=heads,
-                       head_dim=head_dim, num_experts=experts)
+                       head_dim=head_dim, num_experts=experts, scan_layers=True)
 
 
 PRESETS: dict[str, ModelConfig] = {
-    "tiny": ModelConfig(vocab_size=8000, num_layers=4, embed_dim=256, mlp_dim=1024, num_heads=4, head_dim=64),
+    "tiny": ModelConfig(vocab_size=8000, num_layers=4, embed_dim=256, mlp_dim=1024, num_heads=4, head_dim=64,
+                        scan_layers=True),
     "tiny-moe": ModelConfig(vocab_size=8000, num_layers=4, embed_dim=256, mlp_dim=1024, num_heads=4,
-                            head_dim=64, num_experts=16),
+                            head_dim=64, num_experts=16, scan_layers=True),
     "glam-0.1b": _glam(12, 768, 3072, 12, 64, vocab=32_000),
     "glam-0.1b-64e": _glam(12, 768, 3072, 12, 64, experts=64, vocab=32_000),
     "glam-1.7b": _glam(24, 2048, 8192, 16, 128),

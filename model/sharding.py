@@ -92,7 +92,7 @@ def create_sharded_model(config: ModelConfig, mesh: Mesh, seed: int = 0) -> Any:
         return Transformer(config, rngs=nnx.Rngs(seed))
 
     graphdef, abstract_state = nnx.split(nnx.eval_shape(init))
-    shardings = param_shardings(abstract_state, mesh, config.sharding_rules)
+    shardings = param_shardings(abstract_state, mesh, config.rules)
     with jax.set_mesh(mesh):
         state = jax.jit(lambda: nnx.state(init()), out_shardings=shardings)()
     return nnx.merge(graphdef, state)
@@ -101,5 +101,5 @@ def create_sharded_model(config: ModelConfig, mesh: Mesh, seed: int = 0) -> Any:
 def shard_model(model: Any, mesh: Mesh) -> Any:
     """Move an existing (e.g. single-device) model's parameters onto `mesh` by its config's rules."""
     graphdef, state = nnx.split(model)
-    state = jax.device_put(state, param_shardings(state, mesh, model.config.sharding_rules))
+    state = jax.device_put(state, param_shardings(state, mesh, model.config.rules))
     return nnx.merge(graphdef, state)

@@ -65,7 +65,7 @@ class Trainer:
         self.val_split: ShardSplit | None = None
         if self.train_split.manifest.split_files("validation"):
             self.val_split = ShardSplit(self.shards_dir, "validation", spec.seq_len)
-        self.eval_step = make_eval_step(self.graphdef, len(self.train_split.components))
+        self.eval_step = make_eval_step(self.graphdef, len(self.train_split.components), spec.loss)
         self.is_main = jax.process_index() == 0
         self.metrics = MetricsLogger(self.run_dir, tensorboard=tensorboard, enabled=self.is_main)
         self.checkpoints = Checkpointer(self.run_dir / "checkpoints", spec.checkpoint.keep, spec.checkpoint.verify)

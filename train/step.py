@@ -21,21 +21,23 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from data_specs.specs import LossSpec
 from model.config import ModelConfig
 from model.sharding import create_sharded_model, param_specs
-from train.losses import objective, per_component, token_terms
+from model.transformer import Transformer
+from train.losses import chunked_token_terms, objective, per_component
 from train.optim import state_specs
 
 State = dict[str, Any]
 STATS = ("expert_load", "dropped_fraction", "router_entropy")
 
 
-def init_state(config: ModelConfig, mesh: Mesh, tx: optax.GradientTransformation, seed: int
-               ) -> tuple[Any, State, State]:
-    """(graphdef, state, state shardings): parameters built in place on the mesh, optimizer state beside them."""
-    model = create_sharded_model(config, mesh, seed)
-    graphdef, variables = nnx.split(model)
+def state_layout(config: ModelConfig, mesh: Mesh, tx: optax.GradientTransformation) -> tuple[Any, State, State]:
+    """(graphdef, abstract state, state shardings), from shapes alone: nothing is allocated, so a layout (and a
+    compiled step, train/plan.py) exists for a model no device here could hold. Parameters shard by the model's
+    logical-axis rules, optimizer statistics like their parameters, counters are replicated."""
+    graphdef, variables = nnx.split(nnx.eval_shape(lambda: Transformer(config, rngs=nnx.Rngs(0))))
     params = nnx.to_pure_dict(variables)
-    pspecs = nnx.to_pure_dict(param_specs(variables, config.sharding_rules, mesh.axis_names))
-    ospecs = state_specs(tx, jax.eval_shape(tx.init, params), params, pspecs)
+    pspecs = nnx.to_pure_dict(param_specs(variables, config.rules, mesh.axis_names))
+    opt = jax.eval_shape(tx.init, params)
+    ospecs = state_specs(tx, opt, params, pspecs)
     named = lambda spec: NamedSharding(mesh, spec)  # noqa: E731
     is_spec = lambda x: isinstance(x, PartitionSpec)  # noqa: E731
     replicated = named(PartitionSpec())
@@ -44,6 +46,18 @@ def init_state(config: ModelConfig, mesh: Mesh, tx: optax.GradientTransformation
         "opt": jax.tree.map(named, ospecs, is_leaf=is_spec),
         "step": replicated, "skipped": replicated, "rng": replicated,
     }
+    scalar = jax.ShapeDtypeStruct((), jnp.int32)
+    shapes = {"params": params, "opt": opt, "step": scalar, "skipped": scalar,
+              "rng": jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))}
+    return graphdef, abstract_state(shapes, shardings), shardings
+
+
+def init_state(config: ModelConfig, mesh: Mesh, tx: optax.GradientTransformation, seed: int
+               ) -> tuple[Any, State, State]:
+    """(graphdef, state, state shardings): parameters built in place on the mesh, optimizer state beside them."""
+    graphdef, _, shardings = state_layout(config, mesh, tx)
+    params = nnx.to_pure_dict(nnx.state(create_sharded_model(config, mesh, seed)))
+    replicated = shardings["step"]
     with jax.set_mesh(mesh):
         opt = jax.jit(tx.init, out_shardings=shardings["opt"])(params)
         state = {
@@ -60,6 +74,12 @@ def abstract_state(state: State, shardings: State) -> State:
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings)
 
 
+def output_logits(model: Transformer) -> Callable[[jax.Array], jax.Array]:
+    """States -> float32 logits with the output table prepared once, for the chunked loss to call per chunk."""
+    table = model.embed.output_table()
+    return lambda hidden: model.embed.attend(hidden, table)
+
+
 def _all_finite(tree: Any) -> jax.Array:
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
 
@@ -70,8 +90,9 @@ def make_train_step(graphdef: Any, tx: optax.GradientTransformation, schedule: o
     def loss_fn(params: Any, mb: dict[str, jax.Array], num_tokens: jax.Array
                 ) -> tuple[jax.Array, tuple[dict[str, jax.Array], dict[str, jax.Array]]]:
         model = nnx.merge(graphdef, params)
-        logits, aux = model(mb["tokens"], mb["segment_ids"], mb["positions"])
-        total, parts = objective(logits, aux, mb, loss, num_tokens, 1.0 / grad_accum)
+        hidden, aux = model.hidden(mb["tokens"], mb["segment_ids"])
+        ce, lse2 = chunked_token_terms(hidden, output_logits(model), mb["targets"], mb["weights"], loss.chunk)
+        total, parts = objective(ce, lse2, aux, loss, num_tokens, 1.0 / grad_accum)
         return total, (parts, {k: aux[k] / grad_accum for k in STATS})
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -118,12 +139,14 @@ def make_train_step(graphdef: Any, tx: optax.GradientTransformation, schedule: o
     return jax.jit(step, out_shardings=(shardings, None), donate_argnums=0)
 
 
-def make_eval_step(graphdef: Any, num_components: int) -> Callable[[Any, dict[str, jax.Array]], dict[str, jax.Array]]:
+def make_eval_step(graphdef: Any, num_components: int, loss: LossSpec
+                   ) -> Callable[[Any, dict[str, jax.Array]], dict[str, jax.Array]]:
     """Summed cross-entropy and token counts, overall and per mixture component, of one validation batch."""
 
     def evaluate(params: Any, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        logits, _ = nnx.merge(graphdef, params)(batch["tokens"], batch["segment_ids"], batch["positions"])
-        ce, _ = token_terms(logits, batch["targets"], batch["weights"])
+        model = nnx.merge(graphdef, params)
+        hidden, _ = model.hidden(batch["tokens"], batch["segment_ids"])
+        ce, _ = chunked_token_terms(hidden, output_logits(model), batch["targets"], batch["weights"], loss.chunk)
         sums, counts = per_component(ce, batch["components"], num_components)
         return {"ce_sum": ce.sum(), "tokens": batch["weights"].sum(), "component_sums": sums,
                 "component_counts": counts}

@@ -26,6 +26,7 @@ def test_changing_alpha_reruns_curation_onwards_but_not_sources_or_classifier(tm
 
 def test_changing_the_train_spec_reruns_only_train_and_eval(tmp_path: Path) -> None:
     demo = spec_path("mixtures", "demo")
-    before, after = layout(tmp_path / "a", demo), layout(tmp_path / "b", demo, spec_path("train", "glam-1.7b-64e"))
+    other = spec_path("train", "glam-1.7b-64e-tpuv4-64")
+    before, after = layout(tmp_path / "a", demo), layout(tmp_path / "b", demo, other)
     differ = {s.name for s in before.stages if before.key(s.name) != after.key(s.name)}
     assert differ == {"train", "eval"}

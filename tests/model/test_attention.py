@@ -36,14 +36,13 @@ def test_no_attention_across_segments(make_config, jit_forward):
     doc_b = np.asarray(jax.random.randint(key_b, (1, 14), 0, cfg.vocab_size))
     packed = np.concatenate([doc_a, doc_b], axis=1)
     segments = np.asarray([[1] * 10 + [2] * 14])
-    positions = np.asarray([list(range(10)) + list(range(14))])
-    out = _logits(model, packed, segment_ids=jnp.asarray(segments), positions=jnp.asarray(positions))
+    out = _logits(model, packed, segment_ids=jnp.asarray(segments))
     alone = _logits(model, doc_b)
     np.testing.assert_allclose(out[:, 10:], alone, atol=1e-5, rtol=1e-5)
     # Changing document A leaves document B untouched.
     other = packed.copy()
     other[:, :10] = (other[:, :10] + 7) % cfg.vocab_size
-    out2 = _logits(model, other, segment_ids=jnp.asarray(segments), positions=jnp.asarray(positions))
+    out2 = _logits(model, other, segment_ids=jnp.asarray(segments))
     np.testing.assert_array_equal(out2[:, 10:], out[:, 10:])
 
 
@@ -56,3 +55,26 @@ def test_relative_buckets_t5_unidirectional():
     assert row[16] == 16 and row[32] == 21 and row[127] == 31  # log-spaced: 16 + floor(log(d/16)/log 8 * 16)
     assert (row[127:] == 31).all() and (np.diff(row) >= 0).all()
     assert (b[np.triu_indices(200, 1)] == 0).all()  # future keys (masked anyway) fall in bucket 0
+
+
+def test_one_bias_table_per_layer_equals_the_per_row_bias_on_packed_rows():
+    """The [heads, t, t] bias from token order equals a per-row [b, t, t, heads] bias built from positions that
+    restart at each document, wherever the causal and segment masks let attention through."""
+    from model.attention import attention_mask
+
+    rng = np.random.default_rng(0)
+    t, heads, buckets = 64, 3, 8
+    table = rng.normal(size=(buckets, heads))
+    segments = np.sort(rng.integers(1, 6, (4, t)), axis=1)  # packed rows of up to five documents
+    segments[1, 50:] = 0  # padded tail
+    starts = np.array([[np.argmax(row == s) for s in row] for row in segments])
+    positions = np.arange(t)[None] - starts
+    per_row = table[np.asarray(relative_buckets(jnp.asarray(positions), jnp.asarray(positions), buckets, 16))]
+    order = jnp.arange(t)
+    shared = table[np.asarray(relative_buckets(order, order, buckets, 16))]  # [t, t, heads]
+    mask = np.asarray(attention_mask(jnp.asarray(segments), t))[:, 0]  # [b, q, k]
+    real = mask & (segments[:, :, None] > 0)
+    assert real.sum() > 1000
+    shared = np.broadcast_to(shared, per_row.shape)
+    np.testing.assert_array_equal(shared[real], per_row[real])
+    assert (shared != per_row)[~real].any()  # across documents the two differ: only the mask makes them agree

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 import subprocess
 import textwrap
@@ -23,15 +24,25 @@ def test_logical_to_spec_follows_rules_and_mesh():
     assert logical_to_spec(("expert", "embed", "mlp"), two_d) == P("expert", None, "model")
 
 
-def test_every_parameter_has_logical_axes(make_config):
-    model = nnx.eval_shape(lambda: Transformer(make_config(num_experts=4), rngs=nnx.Rngs(0)))
+@pytest.mark.parametrize("scan", [False, True])
+def test_every_parameter_has_logical_axes(make_config, scan):
+    cfg = make_config(num_experts=4, scan_layers=scan)
+    model = nnx.eval_shape(lambda: Transformer(cfg, rngs=nnx.Rngs(0)))
     state = nnx.state(model, nnx.Param)
     for var in jax.tree.leaves(state, is_leaf=lambda x: isinstance(x, nnx.Variable)):
         axes = var.get_metadata().get("logical_axes")
         assert axes is not None and len(axes) == len(var.shape), var
     specs = param_specs(state, DEFAULT_RULES)
-    assert specs["blocks"][1]["ffn"]["wi"].get_value() == P("expert", None, "model")
+    moe = specs["layers"]["blocks"][1] if scan else specs["blocks"][1]
+    assert moe["ffn"]["wi"].get_value() == (P(None, "expert", None, "model") if scan else P("expert", None, "model"))
     assert specs["embed"]["embedding"].get_value() == P("model", None)
+    # FSDP: every parameter's embed dim is split over the batch axes not already taken (experts keep theirs).
+    fsdp = param_specs(state, dataclasses.replace(cfg, fsdp=True).rules)
+    moe = fsdp["layers"]["blocks"][1] if scan else fsdp["blocks"][1]
+    assert moe["ffn"]["wi"].get_value() == (P(None, "expert", "data", "model") if scan
+                                            else P("expert", "data", "model"))
+    assert moe["attn"]["wq"].get_value()[-3] == ("data", "expert")
+    assert fsdp["embed"]["embedding"].get_value() == P("model", ("data", "expert"))
 
 
 SCRIPT = textwrap.dedent("""

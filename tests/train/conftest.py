@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 # Small, fast settings on top of data_specs/train/tiny.yaml (the tiny-moe preset) for 2 CPU cores.
-FAST = {"seq_len": 32, "batch_size": 8, "log_every": 1, "eval_every": 1000, "eval_batches": 2, "prefetch": 2}
+# Every trainer test runs the memory plan's features: scanned layers (the preset's), full remat and FSDP.
+FAST = {"seq_len": 32, "batch_size": 8, "log_every": 1, "eval_every": 1000, "eval_batches": 2, "prefetch": 2,
+        "model_overrides.remat": "full", "model_overrides.fsdp": True}
 
 
 @pytest.fixture(scope="session", autouse=True)

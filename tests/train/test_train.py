@@ -106,9 +106,9 @@ MESH_SCRIPT = textwrap.dedent("""
                                         "mesh.model": mesh[2]})
         trainer = Trainer(spec, f"{out}/{name}", shards, tensorboard=False)
         if name == "mesh":
-            wi = trainer._init["params"]["blocks"][1]["ffn"]["wi"]
-            assert wi.addressable_shards[0].data.shape[0] == 4, wi.sharding  # 16 experts over 4 devices
-            stats = [x for x in jax.tree.leaves(trainer._init["opt"]) if x.ndim == 2 and x.shape[0] == 16]
+            wi = trainer._init["params"]["layers"]["blocks"][1]["ffn"]["wi"]  # [layers, experts, M, H]
+            assert wi.addressable_shards[0].data.shape[1] == 4, wi.sharding  # 16 experts over 4 devices
+            stats = [x for x in jax.tree.leaves(trainer._init["opt"]) if x.ndim == 3 and x.shape[1] == 16]
             assert stats and all("expert" in str(x.sharding.spec) for x in stats), stats
         trainer.run()
         losses[name] = [(r["loss"], r["ce"], r["grad_norm"]) for r in read_metrics(f"{out}/{name}")]
