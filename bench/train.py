@@ -10,6 +10,10 @@ ratio to the trainer's batches/s should be >= 10, so the input never limits trai
 tokens in the shard schema) are used when no real ones are given: the speed of either part does not depend on
 the text. On a GPU, a glam-0.1b-64e-shaped run (bfloat16, batch 16 x 1024) adds tokens/s and model FLOP utilisation.
 
+`--save-gb` (default 2): the time the training loop is blocked in `Checkpointer.save()` for a synthetic state of that
+size, asynchronous (the default: the call returns once the arrays are copied off the devices) against synchronous
+(the call returns once the files are written and recorded), each into a fresh folder, the same state.
+
 The trainer's achieved model FLOP/s (model FLOPs per token x tokens/s) is also divided by this machine's float32
 matmul peak, measured in the same run (the best of several large jitted matmuls): the share of what the hardware
 demonstrably does, rather than of a nominal clock x FMA-width figure.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -82,6 +87,30 @@ def matmul_peak(n: int = 2048, repeats: int = 7) -> float:
     return 2 * n**3 / best
 
 
+def save_blocking(gb: float, work: Path) -> dict[str, float]:
+    """Seconds `save()` blocks the caller, async vs sync, and the async save's time until it is on disk."""
+    import jax
+    import jax.numpy as jnp
+
+    from train.checkpoint import Checkpointer
+
+    per = 128 * 2**20 // 4  # 128 MiB float32 arrays
+    count = max(1, round(gb * 2**30 / (per * 4)))
+    state = {f"w{i:02d}": jax.random.normal(jax.random.key(i), (per,), jnp.float32) for i in range(count)}
+    jax.block_until_ready(state)
+    out = {"bytes": float(count * per * 4)}
+    for name, async_save in (("sync", False), ("async", True)):
+        ckpt = Checkpointer(work / f"save-{name}", keep=1, verify="size", async_save=async_save)
+        t = time.perf_counter()
+        ckpt.save(1, state, {"data_position": 1})
+        out[name] = time.perf_counter() - t
+        ckpt.wait()
+        out[f"{name}_on_disk"] = time.perf_counter() - t
+        ckpt.close()
+        shutil.rmtree(work / f"save-{name}", ignore_errors=True)
+    return out
+
+
 def pipeline_rate(shards: Path, batch: int, seq_len: int, batches: int) -> tuple[float, float]:
     """(batches/s of raw reads, batches/s through the prefetching stream)."""
     from train.data import BatchOrder, BatchStream, ShardSplit
@@ -127,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shards", type=Path, default=None, help="a shard folder (default: the demo's, else synthetic)")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--pipeline-batches", type=int, default=200)
+    p.add_argument("--save-gb", type=float, default=2.0, help="synthetic state size for the save benchmark (0: skip)")
     args = p.parse_args(argv)
     import flax
 
@@ -171,6 +201,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{raw:,.0f} / {streamed:,.0f} | {min(raw, streamed) / bps:,.0f}x |")
     print("MFU = model FLOPs/token (model.info) x tokens/s / peak; CPU peak is an estimate (cores x clock x "
           "FMA width), GPU peak the dense bf16 number for the device.")
+    if args.save_gb > 0:
+        saved = save_blocking(args.save_gb, work)
+        print(f"\n| checkpoint save of {saved['bytes'] / 2**30:.1f} GiB | loop blocked in save() (s) | "
+              "until on disk (s) |\n|---|---|---|")
+        for name in ("sync", "async"):
+            print(f"| {name} | {saved[name]:.2f} | {saved[name + '_on_disk']:.2f} |")
+        print(f"async blocks the loop {saved['async'] / saved['sync']:.0%} as long as sync (target <= 20%)")
     return 0
 
 

@@ -69,9 +69,9 @@ def hash_value(value: Any, length: int = 16) -> str:
 
 
 def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file's bytes, streamed."""
+    """sha256 of a file's bytes, streamed; `path` may be any path object with `open` (etils.epath: gs://...)."""
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with path.open("rb") if hasattr(path, "open") else open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()

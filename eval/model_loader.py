@@ -13,15 +13,15 @@ from model.config import ModelConfig
 
 
 def checkpoint_dir(train_dir: Path) -> Path:
-    """The train stage's final `checkpoint/`, or the newest committed step of a `glamkit train` run folder."""
-    if (train_dir / "checkpoint").is_dir():
-        return train_dir / "checkpoint"
-    from train.checkpoint import RECORD
+    """The newest step in `checkpoints/` (Orbax's layout) of the train stage's folder or a `glamkit train` run."""
+    import orbax.checkpoint as ocp
 
-    steps = sorted((int(p.name), p) for p in (train_dir / "checkpoints").glob("[0-9]*") if (p / RECORD).exists())
+    folder = (train_dir / "checkpoints").absolute()
+    options = ocp.CheckpointManagerOptions(read_only=True)
+    steps = ocp.CheckpointManager(folder, options=options).all_steps() if folder.is_dir() else []
     if not steps:
-        raise GlamkitError(f"{train_dir}: no committed checkpoint (checkpoint/ or checkpoints/<step>/)")
-    return steps[-1][1]
+        raise GlamkitError(f"{train_dir}: no committed checkpoint in checkpoints/<step>/ (train first)")
+    return folder / str(max(steps))
 
 
 def scoring_config(config: ModelConfig) -> ModelConfig:

@@ -44,7 +44,11 @@ def summarize(run_dir: Path) -> str:
             if metric:
                 parts.append(f"{task} {metric} {res[metric]['value']:.3f}")
         lines.append("eval: " + ", ".join(parts))
-    paths = (("mixture report", run_dir / "report.html"), ("eval results", run_dir / "eval" / "results.json"))
+    paths = (("mixture report", run_dir / "report.html"),
+             ("train checkpoints (Orbax)", run_dir / "train" / "checkpoints"),
+             ("train metrics", run_dir / "train" / "metrics.jsonl"),
+             ("TensorBoard events", run_dir / "logs" / "train" / "tensorboard"),
+             ("eval results", run_dir / "eval" / "results.json"))
     for label, path in paths:
         if path.exists():
             lines.append(f"{label}: {path}")

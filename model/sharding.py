@@ -50,12 +50,27 @@ def constrain(x: jax.Array, names: Sequence[str | None], rules: Rules) -> jax.Ar
 
 
 def make_mesh(data: int = 1, expert: int = 1, model: int = 1, devices: Sequence[Any] | None = None) -> Mesh:
-    """A (data, expert, model) mesh with automatic (GSPMD) axis types."""
+    """A (data, expert, model) mesh with automatic (GSPMD) axis types, laid out on the physical topology.
+
+    `mesh_utils.create_device_mesh` places the axes on the interconnect (ICI rings on TPU, NVLink islands on
+    GPU) so that an expert or model axis never straddles hosts when it fits in one; with several slices
+    (multi-slice TPU), `create_hybrid_device_mesh` puts the data axis across slices (DCN) and the rest inside each.
+    """
+    from jax.experimental import mesh_utils
+
     devices = list(devices if devices is not None else jax.devices())
     n = data * expert * model
     if n > len(devices):
         raise ValueError(f"mesh {data}x{expert}x{model} needs {n} devices, have {len(devices)}")
-    grid = np.asarray(devices[:n]).reshape(data, expert, model)
+    devices = devices[:n]
+    slices = len({getattr(d, "slice_index", 0) for d in devices})
+    if slices > 1 and data % slices == 0:
+        grid = mesh_utils.create_hybrid_device_mesh((data // slices, expert, model), (slices, 1, 1), devices)
+    else:
+        try:
+            grid = mesh_utils.create_device_mesh((data, expert, model), devices)
+        except (ValueError, NotImplementedError, AssertionError):  # a subset of a topology it cannot tile
+            grid = np.asarray(devices).reshape(data, expert, model)
     auto = (jax.sharding.AxisType.Auto,) * 3
     return Mesh(grid, MESH_AXES, axis_types=auto)
 

@@ -13,8 +13,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train the model preset a train spec names on Arrow token shards. The run folder gets the "
         "resolved config, metrics.jsonl, TensorBoard events and Orbax checkpoints; running the same command "
         "again resumes from the newest intact checkpoint with exactly the next batch. SIGTERM saves a checkpoint "
-        "and stops (exit code 143). On several hosts, start one process per host with JAX_COORDINATOR_ADDRESS, "
-        "JAX_NUM_PROCESSES and JAX_PROCESS_ID set (or GLAMKIT_DISTRIBUTED=1 on a TPU pod / SLURM).",
+        "and stops (exit code 143); on several hosts, SIGTERM to any one makes every host save the same step and "
+        "exit 143. Files: RUN/config.yaml, RUN/metrics.jsonl, RUN/timings.jsonl, RUN/tensorboard/ and "
+        "RUN/checkpoints/<step>/ (Orbax's layout: orbax.checkpoint.CheckpointManager reads it); RUN may be any "
+        "path etils.epath supports for the checkpoints (gs://...). Several hosts: start one process per host "
+        "with --coordinator HOST:PORT --num-processes N --process-id I (or JAX_COORDINATOR_ADDRESS, "
+        "JAX_NUM_PROCESSES, JAX_PROCESS_ID); on TPU pods, Slurm, Open MPI and Kubernetes JAX finds them itself.",
         epilog="Examples:\n"
         "  glamkit train --config tiny --shards runs/demo/shards --run runs/tiny\n"
         "  glamkit train --config data_specs/train/tiny.yaml --set steps=50 optimizer.learning_rate=0.005 "
@@ -34,6 +38,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", dest="run_dir", help="run folder (created; resumed if it has checkpoints)")
     p.add_argument("--shards", default=None, help="shard folder with manifest.json (default: the spec's `shards`)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hosts = p.add_argument_group("several hosts (jax.distributed; default: the environment's settings)")
+    hosts.add_argument("--coordinator", metavar="HOST:PORT", help="process 0's address, the same on every host")
+    hosts.add_argument("--num-processes", type=int, help="processes (hosts) in the job")
+    hosts.add_argument("--process-id", type=int, help="this process's index, 0 .. N-1")
     plan = p.add_argument_group("memory plan (instead of training)")
     plan.add_argument("--plan", metavar="CONFIG", help="train spec to plan: compile one step, print what each "
                       "device holds and whether it fits")
@@ -61,9 +69,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise GlamkitError("train needs --config and --run (or --plan CONFIG --devices N --device-memory GB)")
 
     spec = load_train_spec(args.config, parse_set_args(args.set))
-    from train.mesh import maybe_init_distributed
+    from train.mesh import init_distributed
 
-    maybe_init_distributed()
+    init_distributed(args.coordinator, args.num_processes, args.process_id)
     from train.loop import Trainer
 
     summary = Trainer(spec, args.run_dir, args.shards, progress=not args.no_progress).run()

@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from data_specs.errors import GlamkitError
 from data_specs.shards import ShardManifest
+from train.order import RowPermutation
 
 Batch = dict[str, np.ndarray]  # tokens, segment_ids, positions, targets, weights, components: [rows, seq_len]
 BATCH_FIELDS = ("tokens", "segment_ids", "positions", "targets", "weights", "components")
@@ -109,7 +110,11 @@ def make_batch(tokens: np.ndarray, segment_ids: np.ndarray, positions: np.ndarra
 
 
 class BatchOrder:
-    """Which rows global batch k holds, for this process: a pure function of (seed, k)."""
+    """Which rows global batch k holds, for this process: a pure function of (seed, k).
+
+    Epoch e's order is a keyed bijection of the rows (train/order.py), evaluated for this process's slice of the
+    batch only: no permutation array, whatever the number of rows (1.56B at GLaM's 1.6T tokens).
+    """
 
     def __init__(self, num_rows: int, batch_size: int, seed: int, process_index: int = 0, process_count: int = 1):
         if batch_size % process_count:
@@ -120,18 +125,14 @@ class BatchOrder:
         self.per_process = batch_size // process_count
         self.process_index = process_index
         self.batches_per_epoch = num_rows // batch_size  # the remainder rows wait for the next epoch's shuffle
-        self._perm: tuple[int, np.ndarray] | None = None
 
-    def permutation(self, epoch: int) -> np.ndarray:
-        if self._perm is None or self._perm[0] != epoch:
-            rng = np.random.Generator(np.random.PCG64([self.seed, epoch]))
-            self._perm = (epoch, rng.permutation(self.num_rows))
-        return self._perm[1]
+    def permutation(self, epoch: int) -> RowPermutation:
+        return RowPermutation(self.num_rows, self.seed, f"epoch-order/{epoch}")
 
     def rows(self, k: int) -> np.ndarray:
         epoch, i = divmod(k, self.batches_per_epoch)
         start = i * self.batch_size + self.process_index * self.per_process
-        return self.permutation(epoch)[start : start + self.per_process]
+        return self.permutation(epoch)(np.arange(start, start + self.per_process))
 
 
 class BatchStream:

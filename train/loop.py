@@ -4,16 +4,18 @@
     summary = trainer.run()
 
 A run folder holds `config.yaml` (the resolved spec), `metrics.jsonl`, `timings.jsonl`, `tensorboard/` and
-`checkpoints/`. Run it again and it resumes from the newest intact checkpoint: parameters, optimizer state, step,
-RNG and data position are restored, so the losses from there on are exactly those of an uninterrupted run.
+`checkpoints/<step>/` (Orbax's layout). Run it again and it resumes from the newest intact checkpoint:
+parameters, optimizer state, step, RNG and data position are restored straight into their sharded places (the
+state is never built twice), so the losses from there on are exactly those of an uninterrupted run.
+
+On several hosts every decision that changes what the next collective is (stop on SIGTERM, roll back on a spike,
+which checkpoint to resume) is taken together (train/hosts.py), so no host waits alone in a collective.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import signal
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -27,10 +29,11 @@ from data_specs.specs import TrainSpec
 from train.checkpoint import Checkpointer
 from train.config import check_spec, model_config, resolved_yaml, spec_hash
 from train.data import BatchOrder, BatchStream, ShardSplit, validation_batches
+from train.hosts import PreemptionWatch, from_primary, is_primary
 from train.mesh import batch_sharding, build_mesh, data_parallel_size, global_batch
 from train.metrics import MetricsLogger, peak_flops_per_device
 from train.optim import make_optimizer, make_schedule
-from train.step import abstract_state, init_state, make_eval_step, make_train_step
+from train.step import init_state, make_eval_step, make_train_step, state_layout
 
 log = logging.getLogger(__name__)
 SPIKE_WINDOW = 20  # steps of loss history a spike is measured against
@@ -59,17 +62,16 @@ class Trainer:
                                 jax.process_count())
         self.tx = make_optimizer(spec.optimizer, spec.steps)
         self.schedule = make_schedule(spec.optimizer, spec.steps)
-        self.graphdef, self._init, self.shardings = init_state(self.config, self.mesh, self.tx, spec.seed)
+        self.graphdef, self.abstract, self.shardings = state_layout(self.config, self.mesh, self.tx)
         self.train_step = make_train_step(self.graphdef, self.tx, self.schedule, spec.loss, spec.grad_accum,
                                           spec.skip_nonfinite, self.shardings, batch_sharding(self.mesh))
         self.val_split: ShardSplit | None = None
         if self.train_split.manifest.split_files("validation"):
             self.val_split = ShardSplit(self.shards_dir, "validation", spec.seq_len)
         self.eval_step = make_eval_step(self.graphdef, len(self.train_split.components), spec.loss)
-        self.is_main = jax.process_index() == 0
+        self.is_main = is_primary()
         self.metrics = MetricsLogger(self.run_dir, tensorboard=tensorboard, enabled=self.is_main)
         self.checkpoints = Checkpointer(self.run_dir / "checkpoints", spec.checkpoint.keep, spec.checkpoint.verify)
-        self._stop = threading.Event()
         from model.info import model_info
 
         self.flops_per_token = model_info(self.config, spec.seq_len)["flops_per_token"]
@@ -78,9 +80,10 @@ class Trainer:
     # ----------------------------------------------------------------------------------------------- state
     def restore_or_init(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """(train state, meta) from the newest intact checkpoint, or fresh at step 0."""
-        restored = self.checkpoints.restore_latest(abstract_state(self._init, self.shardings))
+        restored = self.checkpoints.restore_latest(self.abstract)
         if restored is None:
-            return self._init, {"step": 0, "data_position": 0, "rollbacks": 0}
+            _, state, _ = init_state(self.config, self.mesh, self.tx, self.spec.seed)
+            return state, {"step": 0, "data_position": 0, "rollbacks": 0}
         step, state, meta = restored
         if meta.get("spec_hash") not in (None, spec_hash(self.spec)):
             raise GlamkitError(f"{self.run_dir}: the checkpoints were made with a different train config; "
@@ -105,7 +108,7 @@ class Trainer:
         self.metrics.truncate_after(step)
         first_loss = last_loss = None
         history: deque[float] = deque(meta.get("loss_history", ()), maxlen=SPIKE_WINDOW)
-        previous = self._install_sigterm()
+        preemption = PreemptionWatch()
         stream = BatchStream(self.train_split, self.order, start=position, prefetch=spec.prefetch)
         bar = self._progress_bar(step)
         val: dict[str, float] = {}
@@ -122,7 +125,7 @@ class Trainer:
                 if want_log or checking:
                     out = jax.device_get(out)
                     loss = float(out["loss"])
-                    if checking and self._is_spike(loss, history):
+                    if checking and from_primary(self._is_spike(loss, history)):  # every host rolls back
                         state, meta = self._rollback(step, loss)
                         step, rollbacks = int(meta["step"]), rollbacks + 1
                         stream.close()
@@ -150,7 +153,7 @@ class Trainer:
                 saving = step % spec.checkpoint.every == 0 or step == spec.steps
                 if saving:
                     self.save(state, step, stream.position, rollbacks, history)
-                if self._stop.is_set() and step < spec.steps:
+                if preemption.check() and step < spec.steps:  # True on every host at the same step
                     if not saving:
                         self.save(state, step, stream.position, rollbacks, history)
                     interrupted = True
@@ -162,7 +165,8 @@ class Trainer:
             stream.close()
             bar.close()
             self.metrics.close()
-            self._restore_sigterm(previous)
+            preemption.close()
+            self.checkpoints.wait()  # the last (asynchronous) save is on disk before we return or exit
         records = _read_losses(self.run_dir) if self.is_main else []
         return {
             "steps": step,
@@ -174,10 +178,13 @@ class Trainer:
             "validation": val,
             "data_position": stream.position,
             "checkpoint": str(self.checkpoints.dir / str(step)),
+            "checkpoints": str(self.checkpoints.dir),
         }
 
     def evaluate(self, params: Any) -> dict[str, float]:
-        """Validation cross-entropy, overall and per mixture component, on a fixed set of batches."""
+        """Validation cross-entropy, overall and per mixture component, on a fixed set of batches, each run in
+        `grad_accum` micro-batches like a training step (a whole batch at once would not fit where training
+        needs accumulation)."""
         if self.val_split is None or self.spec.eval_batches < 1:
             return {}
         if not hasattr(self, "_val_batches"):
@@ -186,12 +193,15 @@ class Trainer:
         total = count = 0.0
         sums = np.zeros(len(self.train_split.components))
         counts = np.zeros_like(sums)
+        accum = self.spec.grad_accum
         for local in self._val_batches:
-            out = jax.device_get(self.eval_step(params, global_batch(local, self.mesh)))
-            total += float(out["ce_sum"])
-            count += float(out["tokens"])
-            sums += out["component_sums"]
-            counts += out["component_counts"]
+            for j in range(accum):
+                micro = {k: v[j::accum] for k, v in local.items()}  # rows j, j + A, ... as in training
+                out = jax.device_get(self.eval_step(params, global_batch(micro, self.mesh)))
+                total += float(out["ce_sum"])
+                count += float(out["tokens"])
+                sums += out["component_sums"]
+                counts += out["component_counts"]
         result = {"val_loss": total / max(count, 1.0)}
         for name, s, c in zip(self.train_split.components, sums, counts, strict=True):
             if c > 0:
@@ -218,7 +228,7 @@ class Trainer:
         return loss > factor * (sum(history) / len(history))
 
     def _rollback(self, step: int, loss: float) -> tuple[dict[str, Any], dict[str, Any]]:
-        restored = self.checkpoints.restore_latest(abstract_state(self._init, self.shardings))
+        restored = self.checkpoints.restore_latest(self.abstract)
         if restored is None:
             raise GlamkitError(f"loss spike at step {step} ({loss:.3f}) and no checkpoint to roll back to")
         log.warning("loss spike at step %d (%.3f): rolled back to step %d, skipping the batches since",
@@ -230,15 +240,6 @@ class Trainer:
 
         return tqdm(total=self.spec.steps, initial=start, desc=f"train {self.spec.name}", unit="step",
                     disable=not (self.progress and self.is_main), dynamic_ncols=True)
-
-    def _install_sigterm(self) -> Any:
-        if threading.current_thread() is not threading.main_thread():
-            return None
-        return signal.signal(signal.SIGTERM, lambda *_: self._stop.set())
-
-    def _restore_sigterm(self, previous: Any) -> None:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _read_losses(run_dir: Path) -> list[float]:

@@ -54,13 +54,35 @@ def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Arra
     return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in local.items()}
 
 
-def maybe_init_distributed() -> bool:
-    """Join a multi-host job when the environment describes one; a no-op on one host.
+def init_distributed(coordinator: str | None = None, num_processes: int | None = None,
+                     process_id: int | None = None) -> bool:
+    """Join a multi-host job (`jax.distributed.initialize`) when one is described; False on a single host.
 
-    `jax.distributed.initialize()` reads the coordinator, process count and id from the cluster (TPU pods,
-    SLURM, Open MPI) or from JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID.
+    Explicit settings (arguments, else JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID) win; without
+    them JAX's own cluster detection runs when it recognises its environment (TPU pods, Slurm, Open MPI,
+    Kubernetes) or GLAMKIT_DISTRIBUTED=1 asks for it. Must run before anything touches a JAX device. Processes
+    on CPUs exchange collectives through gloo.
     """
-    if os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("GLAMKIT_DISTRIBUTED") == "1":
-        jax.distributed.initialize()
+    if jax.distributed.is_initialized():
         return True
-    return False
+    coordinator = coordinator or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    if not coordinator and not (os.environ.get("GLAMKIT_DISTRIBUTED") == "1" or _cluster_detected()):
+        return False
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    if coordinator:
+        num_processes = num_processes or int(os.environ["JAX_NUM_PROCESSES"])
+        process_id = process_id if process_id is not None else int(os.environ["JAX_PROCESS_ID"])
+        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+    else:
+        jax.distributed.initialize()
+    return True
+
+
+def _cluster_detected() -> bool:
+    """Whether one of JAX's cluster environments (TPU, Slurm, MPI, k8s) describes this process."""
+    try:
+        from jax._src import clusters
+
+        return any(env.is_env_present() for env in clusters.ClusterEnv._cluster_types)
+    except Exception:  # a private API: if it moves, fall back to explicit settings
+        return False

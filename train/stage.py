@@ -2,8 +2,9 @@
 
 The stage runner gives each attempt a fresh temporary folder, so checkpoints live in a work folder keyed by the
 stage key (`RUN/.train-work/<key>/`), which survives a killed attempt; a rerun resumes there. When training
-finishes, the deterministic artefacts (config.yaml, metrics.jsonl and the final checkpoint) are copied into the
-stage folder; wall-clock timings and TensorBoard events go to `RUN/logs/train/`.
+finishes, the deterministic artefacts (config.yaml, metrics.jsonl and the final checkpoint, in Orbax's layout
+as `checkpoints/<step>/` so `orbax.checkpoint.CheckpointManager("RUN/train/checkpoints")` reads it) are copied
+into the stage folder; wall-clock timings and TensorBoard events go to `RUN/logs/train/`.
 """
 
 from __future__ import annotations
@@ -21,16 +22,18 @@ def train_stage(ctx: StageContext, train_spec_path: str | Path, shards_dir: str 
     """Train per the spec on `shards_dir`; returns the summary (first/last loss, validation, ...)."""
     from train.config import load_train_spec
     from train.loop import Trainer
+    from train.mesh import init_distributed
 
     spec = load_train_spec(train_spec_path, overrides)
+    init_distributed()  # a no-op unless the environment describes a multi-host job
     work = ctx.run_dir / ".train-work" / ctx.provenance.get("key", "default")
     summary = Trainer(spec, work, shards_dir, progress=progress).run()
     if summary["interrupted"]:  # never mark a half-trained stage complete; the rerun resumes from `work`
         raise GlamkitError(f"train stopped by SIGTERM at step {summary['steps']}; rerun to resume")
     for name in ("config.yaml", "metrics.jsonl"):
         shutil.copy2(work / name, ctx.out / name)
-    final = work / "checkpoints" / str(summary["steps"])
-    shutil.copytree(final, ctx.out / "checkpoint")
+    final = Path(summary["checkpoints"]) / str(summary["steps"])
+    shutil.copytree(final, ctx.out / "checkpoints" / final.name)
     logs = ctx.run_dir / "logs" / "train"
     logs.mkdir(parents=True, exist_ok=True)
     for name in ("timings.jsonl", "tensorboard"):
@@ -44,7 +47,8 @@ def train_stage(ctx: StageContext, train_spec_path: str | Path, shards_dir: str 
                  summary["last_loss"])
     print(f"train: first loss {summary['first_loss']:.4f}, last loss {summary['last_loss']:.4f} "
           f"({summary['steps']} steps)")
-    summary["checkpoint"] = "checkpoint"
+    summary["checkpoint"] = f"checkpoints/{final.name}"
+    summary["checkpoints"] = "checkpoints"
     return summary
 
 

@@ -72,19 +72,12 @@ def test_nan_batch_is_skipped_counted_and_training_continues(demo_shards, tmp_pa
     assert np.isfinite(records[3]["loss"]) and records[3]["loss"] < records[0]["loss"]
 
     import jax
-
-    from train.step import abstract_state
+    import orbax.checkpoint as ocp
 
     def params_at(step):
-        from train.checkpoint import Checkpointer
-
-        ckpt = Checkpointer(tmp_path / "run" / "checkpoints", keep=4)
-        ckpt._manager.reload()
-        import orbax.checkpoint as ocp
-
-        target = abstract_state(trainer._init, trainer.shardings)
-        restored = ckpt._manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target)))
-        return jax.tree.leaves(restored["state"]["params"])
+        manager = ocp.CheckpointManager((tmp_path / "run" / "checkpoints").absolute())
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(trainer.abstract))
+        return jax.tree.leaves(manager.restore(step, args=args)["state"]["params"])
 
     same = [np.array_equal(a, b) for a, b in zip(params_at(2), params_at(3), strict=True)]
     assert all(same)  # the NaN step changed no parameter
@@ -106,9 +99,9 @@ MESH_SCRIPT = textwrap.dedent("""
                                         "mesh.model": mesh[2]})
         trainer = Trainer(spec, f"{out}/{name}", shards, tensorboard=False)
         if name == "mesh":
-            wi = trainer._init["params"]["layers"]["blocks"][1]["ffn"]["wi"]  # [layers, experts, M, H]
-            assert wi.addressable_shards[0].data.shape[1] == 4, wi.sharding  # 16 experts over 4 devices
-            stats = [x for x in jax.tree.leaves(trainer._init["opt"]) if x.ndim == 3 and x.shape[1] == 16]
+            wi = trainer.abstract["params"]["layers"]["blocks"][1]["ffn"]["wi"]  # [layers, experts, M, H]
+            assert wi.sharding.shard_shape(wi.shape)[1] == 4, wi.sharding  # 16 experts over 4 devices
+            stats = [x for x in jax.tree.leaves(trainer.abstract["opt"]) if x.ndim == 3 and x.shape[1] == 16]
             assert stats and all("expert" in str(x.sharding.spec) for x in stats), stats
         trainer.run()
         losses[name] = [(r["loss"], r["ce"], r["grad_norm"]) for r in read_metrics(f"{out}/{name}")]
@@ -140,11 +133,34 @@ def test_stage_writes_deterministic_artefacts_into_the_stage_folder(demo_shards,
     [result] = RunLayout(tmp_path / "run", [stage]).run()
     out = Path(result.path)
     assert result.summary["steps"] == 2 and result.summary["last_loss"] < result.summary["first_loss"]
-    assert (out / "config.yaml").exists() and (out / "checkpoint" / "state").is_dir()
+    assert (out / "config.yaml").exists() and (out / "checkpoints" / "2" / "state").is_dir()
+    assert result.summary["checkpoint"] == "checkpoints/2"
+    # Orbax's own layout: plain Orbax, knowing nothing of glamkit, restores the parameters.
+    import orbax.checkpoint as ocp
+
+    from eval.model_loader import load_trained
+
+    restored = ocp.CheckpointManager((out / "checkpoints").absolute()).restore(2)
+    _, params, _ = load_trained(out)
+    plain = nnx_pure(restored["state"]["params"])
+    for a, b in zip(jax_leaves(plain), jax_leaves(nnx_pure(params)), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert [r["step"] for r in read_metrics(out)] == [1, 2]
     assert (tmp_path / "run" / "logs" / "train" / "timings.jsonl").exists()
     assert not (tmp_path / "run" / ".train-work").exists() or not any((tmp_path / "run" / ".train-work").iterdir())
     _scoring_drops_no_token(out)
+
+
+def jax_leaves(tree):
+    import jax
+
+    return jax.tree.leaves(tree)
+
+
+def nnx_pure(tree):
+    from flax import nnx
+
+    return nnx.to_pure_dict(tree) if isinstance(tree, nnx.State) else tree
 
 
 def _scoring_drops_no_token(train_dir: Path) -> None:
