@@ -32,7 +32,7 @@ from flax import nnx
 from data_specs.specs import LossSpec
 from model.config import ModelConfig
 from model.info import model_info
-from model.layers import fan_in_init, param
+from model.layers import fan_in_init, gelu, param
 from model.moe import dropless_rows
 from model.presets import get_config
 from model.transformer import Transformer
@@ -51,7 +51,7 @@ class DenseFFN(nnx.Module):
         self.dtype = config.dtype
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return jax.nn.gelu(x @ self.wi[...].astype(self.dtype)) @ self.wo[...].astype(self.dtype)
+        return gelu(x @ self.wi[...].astype(self.dtype)) @ self.wo[...].astype(self.dtype)
 
 
 def dense_baseline(config: ModelConfig, seed: int = 0) -> Transformer:

@@ -31,6 +31,30 @@ def fan_in_init(in_axis: int | Sequence[int], out_axis: int | Sequence[int],
                                                 out_axis=out_axis, batch_axis=batch_axis)
 
 
+@jax.custom_vjp
+def gelu(x: jax.Array) -> jax.Array:
+    """jax.nn.gelu (tanh form) whose backward pass is one multiply by a derivative saved in the forward pass.
+
+    Recomputing GELU's derivative in the backward pass costs a tanh and a cube per element, and XLA:CPU fuses
+    that work with the transpose the weight gradient's matmul wants, which runs far below memory speed: on the
+    tiny train step, saving the derivative instead made the whole step ~20% faster (same values, same gradients;
+    one more activation kept, which remat drops again where memory matters).
+    """
+    return jax.nn.gelu(x)
+
+
+def _gelu_fwd(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    y, vjp = jax.vjp(jax.nn.gelu, x)
+    return y, vjp(jnp.ones_like(x))[0]
+
+
+def _gelu_bwd(derivative: jax.Array, g: jax.Array) -> tuple[jax.Array]:
+    return (g * derivative,)
+
+
+gelu.defvjp(_gelu_fwd, _gelu_bwd)
+
+
 class RMSNorm(nnx.Module):
     """Pre-norm RMSNorm, computed in float32 whatever the activation dtype."""
 
@@ -89,6 +113,6 @@ class MLP(nnx.Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         dt, rules = self.config.dtype, self.config.rules
-        gate = jax.nn.gelu(x @ self.wi_gate[...].astype(dt))
+        gate = gelu(x @ self.wi_gate[...].astype(dt))
         h = constrain(gate * (x @ self.wi_up[...].astype(dt)), ("batch", "length", "mlp"), rules)
         return constrain(h @ self.wo[...].astype(dt), ("batch", "length", "embed"), rules)

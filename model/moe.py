@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from model.config import ModelConfig
-from model.layers import fan_in_init, param
+from model.layers import fan_in_init, gelu, param
 from model.sharding import Rules, constrain
 
 ExpertFn = Callable[[jax.Array], jax.Array]  # [E, G, C, M] -> [E, G, C, M]
@@ -245,7 +245,7 @@ class MoE(nnx.Module):
     def experts(self, x: jax.Array) -> jax.Array:
         """Capacity layout [E, G, C, M] -> [E, G, C, M]; each expert is gelu(x Wi) Wo."""
         dt, rules = self.config.dtype, self.config.rules
-        h = jax.nn.gelu(jnp.einsum("egcm,emh->egch", x, self.wi[...].astype(dt)))
+        h = gelu(jnp.einsum("egcm,emh->egch", x, self.wi[...].astype(dt)))
         h = constrain(h, ("expert", "expert_group", None, "mlp"), rules)
         y = jnp.einsum("egch,ehm->egcm", h, self.wo[...].astype(dt))
         return constrain(y, ("expert", "expert_group", None, "embed"), rules)
@@ -255,10 +255,10 @@ class MoE(nnx.Module):
         dt = self.config.dtype
         wi, wo = self.wi[...].astype(dt), self.wo[...].astype(dt)
         if self.dropless_impl == "ragged":
-            h = jax.nn.gelu(jax.lax.ragged_dot(rows, wi, group_sizes))
+            h = gelu(jax.lax.ragged_dot(rows, wi, group_sizes))
             return jax.lax.ragged_dot(h, wo, group_sizes)
         blocks = rows.reshape(block_expert.shape[0], -1, rows.shape[-1])
-        h = jax.nn.gelu(block_matmul(blocks, wi, block_expert))
+        h = gelu(block_matmul(blocks, wi, block_expert))
         return block_matmul(h, wo, block_expert).reshape(rows.shape)
 
     @property

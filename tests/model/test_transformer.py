@@ -98,3 +98,16 @@ def test_scanned_parameters_carry_the_layers_axis(make_config):
     assert wi.shape == (3, 4, cfg.embed_dim, cfg.mlp_dim)
     assert wi.get_metadata()["logical_axes"] == ("layers", "expert", "embed", "mlp")
     assert "blocks" not in state  # one tree: the stacked one
+
+
+def test_gelu_with_a_saved_derivative_matches_jax_gelu():
+    from model.layers import gelu
+
+    x = jax.random.normal(jax.random.key(0), (64, 33)) * 3
+    g = jax.random.normal(jax.random.key(1), x.shape)
+    np.testing.assert_array_equal(np.asarray(gelu(x)), np.asarray(jax.nn.gelu(x)))
+    mine = jax.vjp(gelu, x)[1](g)[0]
+    want = jax.vjp(jax.nn.gelu, x)[1](g)[0]
+    np.testing.assert_allclose(np.asarray(mine), np.asarray(want), rtol=1e-5, atol=1e-5)  # float32 rounding
+    second = jax.grad(lambda x: jax.grad(lambda x: gelu(x).sum())(x).sum())  # the derivative's own derivative
+    assert np.isfinite(np.asarray(second(x))).all()
