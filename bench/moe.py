@@ -141,8 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     dev = jax.devices()[0]
     print(f"jax {jax.__version__}, flax {flax.__version__}, backend {jax.default_backend()}, "
           f"device {dev.device_kind} x{jax.device_count()}")
+    # Unrolled layers: the dense baseline swaps individual blocks' feed-forwards (scanning changes neither side).
     base = get_config(args.preset, capacity_factor=args.capacity_factor, group_size=args.group_size,
-                      num_groups=None, dtype=args.dtype)
+                      num_groups=None, dtype=args.dtype, scan_layers=False)
     tokens_per_step = args.batch * args.seq_len
     groups = base.groups_for(tokens_per_step)
     group = tokens_per_step // groups
