@@ -40,6 +40,7 @@ class ReadContext:
     roots: tuple[str, ...] = ()  # static prefixes of the source's globs, for relative names (urls, groups)
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    memo: dict[str, Any] = field(default_factory=dict)  # what a reader loads once per source (a URL index)
 
     def opt(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
