@@ -101,6 +101,8 @@ class KeepRuleSpec:
             raise ValueError(f"alpha must be a positive number or 'auto', got {self.alpha}")
         if self.target_keep is not None and not 0.0 < self.target_keep < 1.0:
             raise ValueError(f"target_keep must be in (0, 1), got {self.target_keep}")
+        if self.target_keep is not None and self.alpha != "auto":
+            raise ValueError("target_keep is what alpha 'auto' is fitted to: set alpha: auto, or drop target_keep")
 
     @property
     def auto(self) -> bool:

@@ -132,11 +132,11 @@ def _mixture_keep(mixture: str, run_dir: Path, model_dir: Path):
     fitted = json.loads(stats.read_text()).get("keep_rules", {}) if stats.exists() else {}
     alphas = sorted({r["alpha"] for r in fitted.values() if "alpha" in r})
     if len(alphas) == 1:
-        return replace(keep, alpha=alphas[0]), f"{named}, alpha auto as fitted by curation ({stats})"
+        return replace(keep, alpha=alphas[0], target_keep=None), f"{named}, alpha auto as fitted by curation ({stats})"
     from pipelines.keep_calibration import calibrate_run
 
     cal, _, _ = calibrate_run(run_dir, spec, model_dir, keep.target_keep)
-    return replace(keep, alpha=cal.alpha), f"{named}, alpha auto fitted now on {run_dir}"
+    return replace(keep, alpha=cal.alpha, target_keep=None), f"{named}, alpha auto fitted now on {run_dir}"
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:

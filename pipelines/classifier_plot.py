@@ -29,9 +29,10 @@ def plot_eval(result: dict[str, Any], path: Path) -> None:
     loso.barh(names, values, color=colours)
     loso.axvline(0.5, ls="--", c="grey", lw=1)
     loso.axvline(result["roc_auc"], ls="-", c="tab:blue", lw=1.5, label=f"held out by {split} {result['roc_auc']:.3f}")
-    loso.set(xlim=(0, 1), title="Leave-one-source-out ROC-AUC (red: negatives)", xlabel="AUC of the unseen source")
+    loso.set(xlim=(0, 1), title="Leave-one-source-out ROC-AUC (red: web, green: curated)",
+             xlabel="AUC of the unseen source")
     loso.tick_params(axis="y", labelsize=7)
-    loso.legend(fontsize=7, loc="lower left")
+    loso.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), frameon=False)
 
     edges = np.linspace(0, 1, len(next(iter(result["components"].values()))["histogram"]) + 1)
     for component, stats in result["components"].items():

@@ -219,7 +219,8 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
                                     plan.keep, plan.reference_scores)
         )
         items = items | "KeepFitted" >> beam.Map(_keep_fitted, set(plan.quality_components), beam.pvalue.AsDict(fits))
-        keep_rules = fits | "KeepSummaries" >> beam.Map(lambda kv: (kv[0], core.keep_summary(kv[1].rule, kv[1])))
+        keep_rules = fits | "KeepSummaries" >> beam.Map(lambda kv, rule: (kv[0], core.keep_summary(rule, kv[1])),
+                                                        plan.keep)
     else:
         keep_rules = pipeline | "KeepRules" >> beam.Create(
             [(c, core.keep_summary(plan.keep)) for c in plan.quality_components] if plan.keep else [])

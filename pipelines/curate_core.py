@@ -338,7 +338,7 @@ def fit_keep(ids_scores: Sequence[tuple[str, float]], rule: KeepRuleSpec,
     cal = (fit_alpha_to_keep_rate(scores, rule.target_keep) if rule.target_keep is not None
            else fit_alpha_to_reference(scores, np.asarray(reference, dtype=np.float64)))
     alpha = float(f"{cal.alpha:.6g}")  # what stats.json says is what was applied
-    return FittedKeep(replace(rule, alpha=alpha), None, {**cal.to_dict(), "alpha": alpha})
+    return FittedKeep(replace(rule, alpha=alpha, target_keep=None), None, {**cal.to_dict(), "alpha": alpha})
 
 
 def keep_summary(rule: KeepRuleSpec, fitted: FittedKeep | None = None) -> dict[str, Any]:

@@ -52,7 +52,9 @@ def threshold(reason: str, spec: MixtureSpec, component: str, keep_rules: Mappin
                                                                             else "")
     if reason == QUALITY_REASON:
         applied = keep_rules.get(component)
-        return applied["applied"] if applied else (spec.quality.keep.describe() if spec.quality else "")
+        if not applied:
+            return spec.quality.keep.describe() if spec.quality else ""
+        return applied["applied"] + (f" ({applied['rule']})" if applied["rule"] != applied["applied"] else "")
     return ""
 
 

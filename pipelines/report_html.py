@@ -173,7 +173,7 @@ def _plot_quality(r: Mapping[str, Any], component: str) -> str:
         if rule.get("kind") == "pareto":
             xs = [i / 200 for i in range(201)]
             ax2.plot(xs, [(2 - x) ** -rule["alpha"] for x in xs], color=CURVE, lw=1.8,
-                     label=f"keep rule (2 - s)^-{rule['alpha']:g}")
+                     label=f"keep rule (2 - s)^-{rule['alpha']:.3g}")
         elif curve:
             ax2.plot(centres, curve, color=CURVE, lw=1.8, label="keep rule P(keep | score)")
         rates = [(s, k) for s, k in zip(centres, q["keep_rate"], strict=True) if k is not None]

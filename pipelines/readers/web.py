@@ -173,11 +173,11 @@ def _charset(content_type: str) -> str | None:
 
 def html_document(
     ctx: ReadContext, locator: str, data: bytes, url: str | None, where: str, charset: str | None = None,
-    group: str | None = None, prefer_page_url: bool = False, **meta: str
+    group: str | None = None, prefer_page_url: bool = False, fallback_group: str | None = None, **meta: str
 ) -> Document | None:
     """Extract one page; count pages that are not HTML, too large, or empty after extraction. A page without a
     known URL (or with `prefer_page_url`) takes the one its head declares (canonical link, og:url); its group is
-    `group`, else its URL's host, else the locator (a page of its own)."""
+    `group`, else its URL's host, else `fallback_group` or the locator (a page of its own)."""
     limit = int(ctx.opt("max_html_bytes", 16 * MiB))
     if len(data) > limit:
         ctx.error("too_large", where, f"{len(data)} bytes of HTML > limit {limit}")
@@ -193,7 +193,7 @@ def html_document(
         ctx.skip("no_main_text")
         return None
     url = (page.canonical_url or url) if prefer_page_url else (url or page.canonical_url)
-    group = group or (domain(url) if url else None) or locator
+    group = group or (domain(url) if url else None) or fallback_group or locator
     return ctx.document(locator, page.text, url, title=page.title, group=group, kind=PAGE, **meta)
 
 
@@ -267,6 +267,7 @@ def read_html_file(path: str, ctx: ReadContext) -> Iterator[Document]:
     base = ctx.opt("base_url")
     url = base.rstrip("/") + "/" + rel.removesuffix(".gz") if base else page_url(path, ctx)
     prefer_page = bool((ctx.opt("urls") or {}).get("prefer_page"))
-    doc = html_document(ctx, rel, data, url, path, None, group=ctx.opt("group"), prefer_page_url=prefer_page)
+    doc = html_document(ctx, rel, data, url, path, None, group=ctx.opt("group"), prefer_page_url=prefer_page,
+                        fallback_group=rel.rsplit("/", 1)[-1].removesuffix(".gz"))
     if doc is not None:
         yield doc
