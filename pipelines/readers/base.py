@@ -160,6 +160,22 @@ def read_limited(stream: IO[bytes], limit: int) -> bytes | None:
     return None if len(data) > limit else data
 
 
+def read_whole(path: str, ctx: ReadContext, limit: int) -> bytes | None:
+    """A file that is one document (a page, a feed), decompressed, or None with the reason counted: empty, over
+    `limit` bytes (before or after decompression), or cut short."""
+    if not check_size(path, ctx, limit if not path.endswith((".gz", ".bz2")) else 1 << 62):
+        return None
+    try:
+        with open_stream(path) as (stream, _raw):
+            data = read_limited(stream, limit)
+    except DECOMPRESS_ERRORS as exc:
+        ctx.error("truncated", path, str(exc) or type(exc).__name__)
+        return None
+    if data is None:
+        ctx.error("too_large", path, f"over {limit} bytes decompressed")
+    return data
+
+
 def stem(path: str) -> str:
     name = Path(path.rsplit("/", 1)[-1]).name
     for suffix in (".gz", ".bz2"):

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from data_specs.records import Document
-from pipelines.readers.base import DECOMPRESS_ERRORS, MiB, ReadContext, check_size, open_stream, read_limited
+from pipelines.readers.base import MiB, ReadContext, read_whole
 from pipelines.readers.tabular import domain
 
 FEED_ITEM = "feed_item"
@@ -104,17 +104,8 @@ def read_feed(path: str, ctx: ReadContext) -> Iterator[Document]:
     """One document per feed item: title, blank line, the body's visible text. Options: `encoding_from_folder`
     (the file's folder names its encoding, as in chardet's test corpus; default: the XML declaration, else UTF-8),
     `max_feed_bytes` (64 MiB). meta: kind feed_item, title, feed (its title), date, group (the site's host)."""
-    limit = int(ctx.opt("max_feed_bytes", 64 * MiB))
-    if not check_size(path, ctx, limit if not path.endswith((".gz", ".bz2")) else 1 << 62):
-        return
-    try:
-        with open_stream(path) as (stream, _raw):
-            data = read_limited(stream, limit)
-    except DECOMPRESS_ERRORS as exc:
-        ctx.error("truncated", path, str(exc) or type(exc).__name__)
-        return
+    data = read_whole(path, ctx, int(ctx.opt("max_feed_bytes", 64 * MiB)))
     if data is None:
-        ctx.error("too_large", path, f"over {limit} bytes decompressed")
         return
     text = _decode(data, path, ctx)
     root = parse_feed(text)

@@ -23,7 +23,7 @@ from pipelines.readers.base import (
     check_size,
     offset,
     open_stream,
-    read_limited,
+    read_whole,
 )
 from pipelines.readers.page_urls import page_url
 from pipelines.readers.tabular import domain
@@ -251,17 +251,8 @@ def read_html_file(path: str, ctx: ReadContext) -> Iterator[Document]:
     base_url + its path under the glob root), `urls` (where a package keeps its pages' URLs:
     pipelines/readers/page_urls.py), `group` (a fixed group; default the URL's host, else the file name: one site
     per file), `max_html_bytes` (16 MiB). Without base_url or an index entry, the page's canonical link is its URL."""
-    limit = int(ctx.opt("max_html_bytes", 16 * MiB))
-    if not check_size(path, ctx, limit if not path.endswith(".gz") else 1 << 62):
-        return
-    try:
-        with open_stream(path) as (stream, _raw):
-            data = read_limited(stream, limit)
-    except DECOMPRESS_ERRORS as exc:
-        ctx.error("truncated", path, str(exc) or type(exc).__name__)
-        return
+    data = read_whole(path, ctx, int(ctx.opt("max_html_bytes", 16 * MiB)))
     if data is None:
-        ctx.error("too_large", path, f"over {limit} bytes decompressed")
         return
     rel = ctx.relative(path)
     base = ctx.opt("base_url")

@@ -152,7 +152,9 @@ def test_eval_is_deterministic_names_the_keep_rule_and_loso_ignores_workers(docs
     evaluate(spec, tmp_path / "m", docs, tmp_path / "b", rule, "mixture demo")
     assert (tmp_path / "a" / "eval.json").read_bytes() == (tmp_path / "b" / "eval.json").read_bytes()
     assert result["keep_rule"]["rule"] == "pareto alpha 3" and result["keep_rule"]["from"] == "mixture demo"
-    assert result["components"]["wikipedia"]["keep_rate"] > result["components"]["web"]["keep_rate"]
+    for comp in ("web", "news", "forums", "conversations"):  # thousands of pages: the draws follow P(keep)
+        c = result["components"][comp]
+        assert abs(c["keep_rate"] - c["expected_keep_rate"]) < 0.05, comp
     assert "keep rates under pareto alpha 3 (from mixture demo)" in format_eval(result)
     sets = build_sets(spec, docs)
     assert loso_parallel(spec, sets, workers=1) == loso_parallel(spec, sets, workers=2) == \

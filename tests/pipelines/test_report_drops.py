@@ -73,7 +73,7 @@ def test_the_page_says_it_in_words(demo_run: Path, report: dict) -> None:
 
 
 def test_repeat_warnings_and_the_keep_sentence() -> None:
-    comps = {"web": {"epochs": 8.45, "realised_weight": 0.42, "documents_available": 41},
+    comps = {"web": {"epochs": 8.46, "realised_weight": 0.42, "documents_available": 41},
              "books": {"epochs": REPEAT_WARN_EPOCHS, "realised_weight": 0.2, "documents_available": 70}}
     assert repeat_warnings(comps) == ["web: 42% of training tokens from 41 documents, 8.5 epochs"]
     sentence = keep_sentence({"kind": "pareto", "alpha": 3.0, "applied": "pareto alpha 3"})
