@@ -21,7 +21,6 @@ from typing import Any
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
 from data_specs.specs import MixtureSpec
-from pipelines.dedup import describe as describe_dedup
 from pipelines.mix_plan import component_order, curated_files, iter_curated, parse_tokens, plan, plan_table
 
 STAGE_NAME = "report"
@@ -114,6 +113,7 @@ def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokeni
            shards: Path | None = None, classifier: Path | None = None) -> dict[str, Any]:
     """report.json's content from a run folder whose curate, tokenizer and mix stages are done."""
     from pipelines.curate import classifier_dir_for
+    from pipelines.dedup import describe as describe_dedup
     from pipelines.report_drops import classifier_section, drop_table, keep_sentence, per_source, repeat_warnings
 
     curated = curated or run_dir / "curated"
@@ -174,7 +174,7 @@ def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokeni
         "keep_rule_applied": applied,
         "keep_sentence": keep_sentence(applied),
         "classifier": classifier_section(classifier, applied),
-        "dedup_settings": describe_dedup(spec.dedup),
+        "dedup_settings": describe_dedup(spec.dedup).removeprefix("dedup: "),
         "sources": per_source(spec, cstats, curated, tokenizer),
         "repeat_warnings": repeat_warnings(components),
         "budget_tokens": manifest["extra"].get("budget_tokens"),
