@@ -114,8 +114,16 @@ def mode_loop(run: Path, out: Path) -> dict:
         for raws in core.read_split(split, BATCH):
             for item in core.pre_dedup(raws, plan.rules, (plan.seed, plan.eval_holdout_fraction)):
                 (to_score if item.alive and item.component in plan.quality_components else finished).append(item)
+    scored: list = []
     for i in range(0, len(to_score), BATCH):
-        finished += core.apply_keep(core.score_batch(to_score[i : i + BATCH], clf), plan.keep)
+        scored += core.score_batch(to_score[i : i + BATCH], clf)
+    for comp in plan.quality_components:  # as the job: alpha auto / top_fraction fitted on the component's scores
+        items = [it for it in scored if it.component == comp]
+        fit = (core.fit_keep([(it.doc.id, it.quality_score) for it in items], plan.keep, plan.reference_scores)
+               if items and core.needs_fit(plan.keep) else None)
+        for i in range(0, len(items), BATCH):
+            finished += core.apply_keep(items[i : i + BATCH], fit.rule if fit else plan.keep,
+                                        fit.cutoff if fit else None)
     shards: dict = {(c, s): ([], []) for c in plan.components for s in range(DEFAULT_SHARDS)}
     for it in finished:
         if it.outcome != "errored":

@@ -26,7 +26,7 @@ class PackageRef:
 
     name: str
     version: str
-    registry: Literal["pypi-wheel", "pypi-sdist", "debian"]
+    registry: Literal["pypi-wheel", "pypi-sdist", "debian", "npm"]
     files: tuple[str, ...]  # globs inside the unpacked package, e.g. "gensim/test/test_data/lee_background.cor"
     sha256: str | None = None  # of the downloaded archive; `sources fetch` refuses a mismatch
 
@@ -42,11 +42,15 @@ class SourceSpec:
     paths: tuple[str, ...] = ()  # ... or the user's own files and globs (local, gs://, any Beam filesystem)
     options: Mapping[str, Any] = field(default_factory=dict)  # reader-specific settings
     language: str = "en"  # expected language; the language filter compares against language ID
+    sample_fraction: float = 1.0  # read only this fraction of the files, each kept iff uniform(its path relative to
+    # the glob root, 0, "source-sample") < fraction: thins a source that is one big site (no host over 5% of web)
     description: str = ""
 
     def __post_init__(self) -> None:
         if (self.package is None) == (not self.paths):
             raise ValueError("give exactly one of 'package' (packaged sample) or 'paths' (your own files)")
+        if not 0.0 < self.sample_fraction <= 1.0:
+            raise ValueError(f"sample_fraction must be in (0, 1], got {self.sample_fraction}")
 
 
 # ----------------------------------------------------------------------------------------------------- mixtures
@@ -84,10 +88,36 @@ class KeepRuleSpec:
     """How a quality score becomes keep/drop. `pareto` is GPT-3's rule that GLaM follows."""
 
     kind: Literal["pareto", "threshold", "top_fraction"] = "pareto"
-    alpha: float = 9.0  # pareto: keep iff pareto_draw(alpha) > 1 - score; P(keep) = (2 - score)^-alpha
+    alpha: float | Literal["auto"] = 9.0  # pareto: keep iff pareto_draw(alpha) > 1 - score; P(keep) =
+    # (2 - score)^-alpha. "auto": fitted by curation on the pages that reach the score (filters/calibrate.py)
+    target_keep: float | None = None  # alpha auto: the expected fraction of pages to keep; None: the alpha whose
+    # kept pages' scores match the classifier's held-out positives (minimal KS distance), as GPT-3 meant it
     threshold: float = 0.5  # threshold: keep iff score >= threshold
     fraction: float = 0.5  # top_fraction: keep the best-scoring fraction of each component
     seed: int = 0  # keys the per-document Pareto draw (uniform(doc_id, seed, "pareto"))
+
+    def __post_init__(self) -> None:
+        if self.alpha != "auto" and not self.alpha > 0:
+            raise ValueError(f"alpha must be a positive number or 'auto', got {self.alpha}")
+        if self.target_keep is not None and not 0.0 < self.target_keep < 1.0:
+            raise ValueError(f"target_keep must be in (0, 1), got {self.target_keep}")
+        if self.target_keep is not None and self.alpha != "auto":
+            raise ValueError("target_keep is what alpha 'auto' is fitted to: set alpha: auto, or drop target_keep")
+
+    @property
+    def auto(self) -> bool:
+        return self.kind == "pareto" and self.alpha == "auto"
+
+    def describe(self) -> str:
+        """The rule in words, e.g. 'pareto alpha 3' or 'pareto alpha auto (match held-out positives)'."""
+        if self.kind == "threshold":
+            return f"threshold score >= {self.threshold:g}"
+        if self.kind == "top_fraction":
+            return f"top_fraction {self.fraction:g}"
+        if self.auto:
+            how = f"keep {self.target_keep:.0%}" if self.target_keep else "match held-out positives"
+            return f"pareto alpha auto ({how})"
+        return f"pareto alpha {self.alpha:g}"
 
 
 @dataclass(frozen=True)
@@ -231,12 +261,12 @@ class ClassifierSpec:
     seed: int = 0
     heldout_fraction: float = 0.2  # of groups, by uniform(group, seed, "classifier-split")
     balance: bool = True  # subsample the larger class to the smaller one's size
-    group_key: str = "group"  # meta key naming a document's group (work, site, newsgroup, debate), or
-    # "url_directory": a web page's host + folder (a site section), other documents' meta["group"]
+    group_key: str = "host"  # what a split never cuts: "host" (a web page's host, across sources; other
+    # documents' meta["group"]: work, newsgroup, debate, outlet), "url_directory" (a web page's host + folder), or
+    # any meta key. Keep rates are not the classifier's: curation applies the mixture's keep rule (the report)
     max_chars: int = 20_000  # characters of each document fed to the model
     fasttext: FastTextParams = field(default_factory=FastTextParams)
     sklearn: SklearnParams = field(default_factory=SklearnParams)
-    keep: KeepRuleSpec = field(default_factory=KeepRuleSpec)  # keep rule used for eval's keep_rate
 
 
 # -------------------------------------------------------------------------------------------------------- train

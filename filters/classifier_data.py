@@ -38,12 +38,24 @@ class SplitSets:
 
 
 URL_DIRECTORY = "url_directory"
+HOST = "host"
+
+
+def page_host(doc: Document) -> str | None:
+    """A web document's host: its URL's (without www.), else the group its reader gave it (a host, or the page)."""
+    host = (urlsplit(doc.url).hostname or "").removeprefix("www.") if doc.url else ""
+    return host or doc.meta.get("group")
 
 
 def group_of(doc: Document, group_key: str) -> str:
-    """The split unit, qualified by source (so groups of two sources never merge): `meta[group_key]`, or with
-    group_key `url_directory` a web page's host and folder (a section of a site: docs.python.org/3.11/library),
-    and `meta["group"]` for other documents; the document itself if nothing else applies."""
+    """The split unit. With group_key `host` (GLaM's setting), a web page's host, shared across sources (two
+    collections holding pages of one site put them on the same side), and other documents' source-qualified
+    `meta["group"]`; with `url_directory` a web page's source, host and folder (a section of a site); otherwise
+    the source-qualified `meta[group_key]`. The document itself if nothing else applies."""
+    if group_key == HOST:
+        if doc.component == "web" and page_host(doc):
+            return f"host:{page_host(doc)}"
+        group_key = "group"
     if group_key == URL_DIRECTORY:
         if doc.component == "web" and doc.url:
             parts = urlsplit(doc.url)

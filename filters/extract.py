@@ -21,6 +21,7 @@ _BLANKS = re.compile(r"\n{3,}")
 class Extracted:
     text: str
     title: str | None
+    canonical_url: str | None = None  # the URL the page says it lives at (canonical link, og:url, <base href>)
 
 
 def _trafilatura(html: str, url: str | None, **kw: bool) -> str:
@@ -36,7 +37,27 @@ def _trafilatura(html: str, url: str | None, **kw: bool) -> str:
         html, url=url, output_format="txt", include_comments=False, include_tables=True, include_images=False,
         include_links=False, deduplicate=False, with_metadata=False, fast=False, **kw,
     )
-    return out or ""
+    return plain_tables(out or "")
+
+
+_TABLE_RULE = re.compile(r"^[ \t|:-]*-[ \t|:-]*$")  # a markdown header separator row: |---|---|
+_CELL_GAP = re.compile(r"[ \t]*\|[ \t]*")
+
+
+def plain_tables(text: str) -> str:
+    """trafilatura writes table rows as markdown (`| a | b |` and `|---|---|`): cells become tab-separated text.
+    The pipes are markup, not words: left in, they count as non-alphabetic words and fail pages on Gopher's
+    alpha-word rule for holding a table. A literal pipe is escaped (`\\|`) by trafilatura and stays."""
+    if "|" not in text:
+        return text
+    out = []
+    for line in text.replace("\\|", "\x00").split("\n"):
+        if "|" in line:
+            if _TABLE_RULE.match(line):
+                continue
+            line = _CELL_GAP.sub("\t", line).strip("\t ")
+        out.append(line)
+    return "\n".join(out).replace("\x00", "|")
 
 
 def trafilatura_default(html: str, url: str | None = None) -> str:
@@ -73,11 +94,29 @@ EXTRACTORS: dict[str, Callable[[str, str | None], str]] = {
 }
 
 
+# Where a saved page says it lives, most explicit first: a page saved without its URL still names its site.
+_SELF_URL = (("link[rel=canonical]", "href"), ('meta[property="og:url"]', "content"),
+             ('meta[name="twitter:url"]', "content"), ("base[href]", "href"))
+
+
 def html_title(html: str) -> str | None:
+    return head_info(html)[0]
+
+
+def head_info(html: str) -> tuple[str | None, str | None]:
+    """(title, canonical URL): the page's <title> and the first absolute http(s) URL its head declares for itself."""
     from resiliparse.parse.html import HTMLTree
 
-    title = HTMLTree.parse(html).title
-    return " ".join(title.split()) or None if title else None
+    tree = HTMLTree.parse(html)
+    title = tree.title
+    url = None
+    for selector, attr in _SELF_URL:
+        node = tree.document.query_selector(selector)
+        value = (node.getattr(attr) or "").strip() if node is not None else ""
+        if value.lower().startswith(("http://", "https://")) and len(value) < 2048:
+            url = value
+            break
+    return (" ".join(title.split()) or None if title else None), url
 
 
 def extract(html: str, url: str | None = None, method: str = DEFAULT_EXTRACTOR) -> Extracted:
@@ -87,7 +126,7 @@ def extract(html: str, url: str | None = None, method: str = DEFAULT_EXTRACTOR) 
     except KeyError:
         raise ValueError(f"unknown extractor {method!r} (one of {', '.join(EXTRACTORS)})") from None
     text = _BLANKS.sub("\n\n", fn(html, url).replace("\r\n", "\n")).strip()
-    return Extracted(text, html_title(html))
+    return Extracted(text, *head_info(html))
 
 
 def looks_like_html(data: bytes) -> bool:

@@ -26,6 +26,7 @@ from data_specs.specs import FastTextParams, SklearnParams
 from filters.normalize import model_text
 
 SIDECAR = "classifier.json"
+REFERENCE = "reference_scores.json"  # the held-out positives' scores: what `alpha: auto` matches kept pages to
 POSITIVE, NEGATIVE = "__label__hq", "__label__lq"
 
 
@@ -232,6 +233,26 @@ def load_classifier(directory: str | Path) -> QualityClassifier:
     clf._load(directory)
     clf.metadata = meta
     return clf
+
+
+def save_reference_scores(directory: str | Path, scores: Sequence[float], what: str) -> Path:
+    """Scores of curated text the model never trained on (sorted), for calibrating the keep rule's alpha."""
+    path = Path(directory) / REFERENCE
+    data = {"what": what, "scores": sorted(round(float(s), 6) for s in scores)}
+    _atomic_write(path, json.dumps(data, sort_keys=True) + "\n")
+    return path
+
+
+def load_reference_scores(directory: str | Path) -> list[float]:
+    path = Path(directory) / REFERENCE
+    try:
+        scores = json.loads(path.read_text())["scores"]
+    except (FileNotFoundError, KeyError, ValueError):
+        raise GlamkitError(f"{path}: no held-out reference scores (retrain the classifier with this glamkit, or set "
+                           f"keep.target_keep, or give alpha a number)") from None
+    if not scores:
+        raise GlamkitError(f"{path}: the reference holds no scores")
+    return [float(s) for s in scores]
 
 
 def library_versions(backend: str) -> dict[str, str]:

@@ -30,7 +30,14 @@ def summarize(run_dir: Path) -> str:
                          f"{m.get('target_weight', 0):>8.3f}{realised.get(name, 0):>9.3f}{m.get('epochs', 0):>8.3g}")
     clf = _load(run_dir / "classifier" / "eval.json")
     if clf:
-        lines.append(f"classifier: held-out ROC-AUC {clf['roc_auc']:.3f}, PR-AUC {clf['pr_auc']:.3f}")
+        from filters.classifier_eval import auc_line
+
+        lines.append(f"classifier: {auc_line(clf)}")  # the held-out AUC never without its LOSO partner
+    for comp, rule in ((curated or {}).get("keep_rules") or {}).items():
+        c = curated["components"].get(comp, {})
+        scored = sum(c.get("score_histogram", []))
+        lines.append(f"keep rule ({comp}): {rule['applied']} (mixture: {rule['rule']}); kept {c.get('kept', 0):,} of "
+                     f"{scored:,} pages that reached the quality score")
     train = (_load(run_dir / "train" / "_COMPLETE.json") or {}).get("summary")
     if train:
         val = train.get("validation", {}).get("val_loss")

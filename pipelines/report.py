@@ -24,7 +24,7 @@ from data_specs.specs import MixtureSpec
 from pipelines.mix_plan import component_order, curated_files, iter_curated, parse_tokens, plan, plan_table
 
 STAGE_NAME = "report"
-STAGE_VERSION = "1"
+STAGE_VERSION = "2"  # 2: drop table with thresholds, per-source tokens, classifier AUCs, repeat warnings
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
 SAMPLES_PER_COMPONENT = 3
@@ -44,6 +44,8 @@ def keep_curve(rule: Mapping[str, Any] | None, bins: int) -> list[float] | None:
     if not rule:
         return None
     centres = [(i + 0.5) / bins for i in range(bins)]
+    if rule["kind"] == "pareto" and not isinstance(rule["alpha"], (int, float)):
+        return None  # alpha auto that curation never fitted (no page reached the score)
     if rule["kind"] == "pareto":
         return [round((2 - s) ** -rule["alpha"], 6) for s in centres]
     if rule["kind"] == "threshold":
@@ -108,16 +110,23 @@ def dedup_section(stats: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokenizer: Path | None = None,
-           shards: Path | None = None) -> dict[str, Any]:
+           shards: Path | None = None, classifier: Path | None = None) -> dict[str, Any]:
     """report.json's content from a run folder whose curate, tokenizer and mix stages are done."""
+    from pipelines.curate import classifier_dir_for
+    from pipelines.dedup import describe as describe_dedup
+    from pipelines.report_drops import classifier_section, drop_table, keep_sentence, per_source, repeat_warnings
+
     curated = curated or run_dir / "curated"
     tokenizer = tokenizer or run_dir / "tokenizer"
     shards = shards or run_dir / "shards"
+    classifier = classifier or classifier_dir_for(spec, run_dir)
     cstats = _load_json(curated / "stats.json")
     manifest = _load_json(shards / "manifest.json")
     mstats = _load_json(shards / "mix_stats.json")
     tok = _load_json(tokenizer / "tokenizer.json")
-    keep_rule = asdict(spec.quality.keep) if spec.quality else None
+    applied = _applied_rule(cstats)
+    keep_rule = ({**asdict(spec.quality.keep), "alpha": applied["alpha"]} if spec.quality and applied
+                 and "alpha" in applied else asdict(spec.quality.keep) if spec.quality else None)
     bins = cstats.get("histogram_bins", 20)
     kept = kept_samples(curated, spec.seed)
     dropped = dropped_samples(curated)
@@ -161,6 +170,13 @@ def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokeni
     return {
         "mixture": spec.name,
         "seed": spec.seed,
+        "drop_table": drop_table(spec, cstats),
+        "keep_rule_applied": applied,
+        "keep_sentence": keep_sentence(applied),
+        "classifier": classifier_section(classifier, applied),
+        "dedup_settings": describe_dedup(spec.dedup).removeprefix("dedup: "),
+        "sources": per_source(spec, cstats, curated, tokenizer),
+        "repeat_warnings": repeat_warnings(components),
         "budget_tokens": manifest["extra"].get("budget_tokens"),
         "seq_len": manifest["seq_len"],
         "tokenizer": {k: tok.get(k) for k in ("kind", "model_type", "pretrained", "vocab_size", "eos_id", "pad_id",
@@ -177,6 +193,12 @@ def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokeni
         "totals": {k: sum(v[k] for v in components.values()) for k in
                    ("documents_read", "documents_kept", "tokens_available", "documents_sampled", "tokens_sampled")},
     }
+
+
+def _applied_rule(cstats: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The keep rule curation applied (one per quality-filtered component; the first, as they share the spec's)."""
+    rules = cstats.get("keep_rules") or {}
+    return next(iter(rules.values()), None) if rules else None
 
 
 def _split_summary(manifest: Mapping[str, Any], split: str) -> dict[str, int]:

@@ -173,7 +173,7 @@ def _plot_quality(r: Mapping[str, Any], component: str) -> str:
         if rule.get("kind") == "pareto":
             xs = [i / 200 for i in range(201)]
             ax2.plot(xs, [(2 - x) ** -rule["alpha"] for x in xs], color=CURVE, lw=1.8,
-                     label=f"keep rule (2 - s)^-{rule['alpha']:g}")
+                     label=f"keep rule (2 - s)^-{rule['alpha']:.3g}")
         elif curve:
             ax2.plot(centres, curve, color=CURVE, lw=1.8, label="keep rule P(keep | score)")
         rates = [(s, k) for s, k in zip(centres, q["keep_rate"], strict=True) if k is not None]
@@ -184,11 +184,13 @@ def _plot_quality(r: Mapping[str, Any], component: str) -> str:
         ax2.set_ylabel("P(keep)")
         lines = ax.get_legend_handles_labels()
         lines2 = ax2.get_legend_handles_labels()
-        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper left")
+        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)  # below the axes: never over the bars
         ax.set_title(f"Quality scores of {component} pages: kept vs dropped")
 
     return _figure(f"quality-{component}", f"Quality-score histogram of scored {component} documents, kept "
-                   "(green) and dropped (red), with the keep rule's curve and the observed keep rate per bin.", draw)
+                   "(green) and dropped (red), with the keep rule's curve and the observed keep rate per bin.", draw,
+                   (6.0, 4.4))
 
 
 def _plot_drops(r: Mapping[str, Any]) -> str | None:
@@ -257,6 +259,67 @@ def _main_table(r: Mapping[str, Any]) -> str:
     return f'<table id="mixture-table"><tr>{header}</tr>{"".join(rows)}</table>'
 
 
+def _drop_table(r: Mapping[str, Any]) -> str:
+    """Drop reasons in stage order, each with its threshold, counts per component; the dead letter apart."""
+    t = r.get("drop_table")
+    if not t or (not t["rows"] and not any(t["errored"].values())):
+        return '<p class="note">Curation dropped no documents.</p>'
+    comps = t["components"]
+    head = "".join(f"<th>{_e(c)}</th>" for c in comps)
+    rows = [f'<tr><th class="l">stage</th><th class="l">reason (the knob)</th><th class="l">threshold</th>{head}'
+            f"<th>total</th></tr>"]
+    for row in t["rows"]:
+        cells = "".join(f"<td>{_num(row['counts'][c]) if row['counts'][c] else ''}</td>" for c in comps)
+        rows.append(f'<tr><td class="l">{_e(row["stage"])}</td><td class="l"><code>{_e(row["reason"])}</code></td>'
+                    f'<td class="l">{_e(row["threshold"])}</td>{cells}<td>{_num(row["total"])}</td></tr>')
+    sums = "".join(f"<th>{_num(t['dropped'][c])}</th>" for c in comps)
+    rows.append(f'<tr><th class="l" colspan="3">dropped</th>{sums}<th>{_num(sum(t["dropped"].values()))}</th></tr>')
+    errs = "".join(f"<td>{_num(t['errored'][c]) if t['errored'][c] else ''}</td>" for c in comps)
+    rows.append(f'<tr><td class="l">decode / schema</td><td class="l">errored (dead letter, not dropped)</td>'
+                f'<td class="l">a record that cannot be processed</td>{errs}<td>{_num(sum(t["errored"].values()))}'
+                f"</td></tr>")
+    return f'<table id="drop-table">{"".join(rows)}</table>'
+
+
+def _settings(r: Mapping[str, Any]) -> str:
+    parts = [f'<p id="keep-sentence">{_e(r.get("keep_sentence", ""))}</p>']
+    clf = r.get("classifier")
+    if clf:
+        parts.append(f'<p id="classifier-settings"><b>Classifier</b> {_e(clf["spec"])} ({_e(clf["backend"])}: '
+                     f'{_e(clf["features"])}): {_e(clf["aucs"])}.</p>')
+    parts.append(f'<p id="dedup-settings"><b>Dedup</b> {_e(r.get("dedup_settings", ""))}.</p>')
+    return "".join(parts)
+
+
+def _keep_rates(r: Mapping[str, Any]) -> str:
+    """Per component: the keep rate under the rule curation applied (realised where it applied it, expected from
+    the classifier's score quantiles elsewhere), the rule named."""
+    applied = r.get("keep_rule_applied")
+    clf = r.get("classifier") or {}
+    if not applied:
+        return ""
+    rows = []
+    for c, v in r["components"].items():
+        q = v.get("quality")
+        scored = sum(q["scored"]) if q else 0
+        realised = f"{sum(q['kept']) / scored:.1%} ({_num(sum(q['kept']))} of {_num(scored)})" if scored else ""
+        exp = clf.get("expected_keep_rate", {}).get(c)
+        rows.append(f'<tr><td class="l">{_e(c)}</td><td>{realised}</td>'
+                    f'<td>{"" if exp is None else f"{exp:.1%}"}</td></tr>')
+    return (f'<table id="keep-rates"><tr><th class="l">component</th><th>kept by curation (of pages scored)</th>'
+            f"<th>expected, every document scored</th></tr>{''.join(rows)}</table>"
+            f'<p class="note">Keep rates under {_e(applied["applied"])}, the rule curation applied '
+            f"({_e(applied['rule'])} in the mixture).</p>")
+
+
+def _source_table(r: Mapping[str, Any]) -> str:
+    rows = [f'<tr><td class="l">{_e(n)}</td><td class="l">{_e(v["component"])}</td><td>{_num(v["read"])}</td>'
+            f'<td>{_num(v["kept"])}</td><td>{_num(v["tokens_kept"])}</td></tr>'
+            for n, v in r.get("sources", {}).items()]
+    return ('<table id="source-table"><tr><th class="l">source</th><th class="l">component</th><th>docs read</th>'
+            f"<th>docs kept</th><th>tokens kept</th></tr>{''.join(rows)}</table>")
+
+
 def _samples(r: Mapping[str, Any]) -> str:
     out = []
     for c, v in r["components"].items():
@@ -300,7 +363,8 @@ def render(r: Mapping[str, Any]) -> str:
         f"sequences, {_num(train['tokens'])} tokens ({_num(train['padding'])} padding); validation: {val['files']} "
         f"files, {_num(val['tokens'])} tokens. Weights are sampling rates: repeated (epochs &gt; 1): "
         f"{_e(', '.join(repeated) or 'none')}; subsampled (epochs &lt; 1): {_e(', '.join(sub) or 'none')}.</p>",
-        "".join(f'<p class="warn">warning: {_e(w)}</p>' for w in r.get("warnings", [])),
+        "".join(f'<p class="warn">warning: {_e(w)}</p>' for w in [*r.get("warnings", []),
+                                                                  *r.get("repeat_warnings", [])]),
         "<h2>Per component</h2>",
         _main_table(r),
         _plot_weights(r),
@@ -311,8 +375,13 @@ def render(r: Mapping[str, Any]) -> str:
         _plot_lengths(r),
         "<h2>Quality filter</h2>",
         "".join(quality_plots) or '<p class="note">No component is quality-filtered in this mixture.</p>',
-        "<h2>Drop reasons</h2>",
-        drops or '<p class="note">Curation dropped no documents.</p>',
+        _keep_rates(r),
+        "<h2>What was dropped and why</h2>",
+        _drop_table(r),
+        _settings(r),
+        drops or "",
+        "<h2>Per source</h2>",
+        _source_table(r),
         "<h2>Dedup cluster sizes</h2>",
         dedup_html,
         "<h2>Samples of kept and dropped documents</h2>",

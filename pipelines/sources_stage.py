@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from pipelines.sources import (
     resolve_files,
 )
 
-STAGE_VERSION = "1"  # bump when readers change what they write
+STAGE_VERSION = "2"  # bump when readers change what they write (2: meta.kind, hosts, feeds, labelled lines)
 STATS = "stats.json"
 log = logging.getLogger("glamkit.sources")
 
@@ -39,12 +40,12 @@ def output_path(folder: Path, source: str) -> Path:
     return Path(folder) / f"{source}.jsonl.gz"
 
 
-def read_one(src: SourceSpec, out_dir: Path, cache: Path | None = None) -> dict[str, Any]:
-    """Read one source into `<out_dir>/<source>.jsonl.gz`; returns its stats as a dict."""
+def read_one(src: SourceSpec, out_dir: Path, cache: Path | None = None) -> tuple[dict[str, Any], Counter[str]]:
+    """Read one source into `<out_dir>/<source>.jsonl.gz`; returns its stats as a dict and its documents by group."""
     stats = SourceStats(src.component)
     files, roots = resolve_files(src, cache)
     write_jsonl_gz(output_path(out_dir, src.name), read_source(src, files, roots, stats))
-    return stats.to_dict()
+    return stats.to_dict(), stats.groups
 
 
 def read_sources(sources: list[SourceSpec], out_dir: Path, unavailable: dict[str, str] | None = None,
@@ -58,12 +59,13 @@ def read_sources(sources: list[SourceSpec], out_dir: Path, unavailable: dict[str
     else:
         with ProcessPoolExecutor(workers) as pool:
             results = list(pool.map(read_one, todo, [out_dir] * len(todo), [cache] * len(todo)))
-    per_source = {s.name: r for s, r in zip(todo, results, strict=True)}
+    per_source = {s.name: r[0] for s, r in zip(todo, results, strict=True)}
+    groups = {s.name: r[1] for s, r in zip(todo, results, strict=True)}
     for s in sources:
         if s.name in unavailable:
             per_source[s.name] = SourceStats(s.component, unavailable=unavailable[s.name]).to_dict()
     per_source = {s.name: per_source[s.name] for s in sources}
-    stats = {"sources": per_source, "components": component_totals(per_source)}
+    stats = {"sources": per_source, "components": component_totals(per_source, groups)}
     Path(out_dir, STATS).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return stats
 

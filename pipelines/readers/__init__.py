@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from data_specs.records import Document
 from pipelines.readers.base import ReadContext
 from pipelines.readers.books import read_gutenberg
+from pipelines.readers.feeds import read_feed
 from pipelines.readers.mediawiki import multistream_ranges, read_mediawiki
 from pipelines.readers.records import read_records
-from pipelines.readers.tabular import read_dialog_csv, read_news_csv, read_text_lines
+from pipelines.readers.tabular import read_dialog_csv, read_labelled_lines, read_news_csv, read_text_lines
 from pipelines.readers.usenet import read_usenet_files, read_usenet_pickle
 from pipelines.readers.web import read_html_file, read_warc
 
@@ -29,12 +30,14 @@ READERS: dict[str, Reader] = {
     "mediawiki": read_mediawiki,
     "gutenberg": read_gutenberg,
     "text_lines": read_text_lines,
+    "labelled_lines": read_labelled_lines,
     "news_csv": read_news_csv,
     "dialog_csv": read_dialog_csv,
     "usenet_pickle": read_usenet_pickle,
     "usenet_files": read_usenet_files,
     "warc": read_warc,
     "html_dir": read_html_file,
+    "feed": read_feed,
     "records": read_records,
 }
 

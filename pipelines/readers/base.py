@@ -40,6 +40,7 @@ class ReadContext:
     roots: tuple[str, ...] = ()  # static prefixes of the source's globs, for relative names (urls, groups)
     errors: Counter[str] = field(default_factory=Counter)
     skipped: Counter[str] = field(default_factory=Counter)
+    memo: dict[str, Any] = field(default_factory=dict)  # what a reader loads once per source (a URL index)
 
     def opt(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
@@ -157,6 +158,22 @@ def read_limited(stream: IO[bytes], limit: int) -> bytes | None:
     """Read a whole (decompressed) stream, or None if it exceeds `limit` bytes (a bomb or an oversized document)."""
     data = stream.read(limit + 1)
     return None if len(data) > limit else data
+
+
+def read_whole(path: str, ctx: ReadContext, limit: int) -> bytes | None:
+    """A file that is one document (a page, a feed), decompressed, or None with the reason counted: empty, over
+    `limit` bytes (before or after decompression), or cut short."""
+    if not check_size(path, ctx, limit if not path.endswith((".gz", ".bz2")) else 1 << 62):
+        return None
+    try:
+        with open_stream(path) as (stream, _raw):
+            data = read_limited(stream, limit)
+    except DECOMPRESS_ERRORS as exc:
+        ctx.error("truncated", path, str(exc) or type(exc).__name__)
+        return None
+    if data is None:
+        ctx.error("too_large", path, f"over {limit} bytes decompressed")
+    return data
 
 
 def stem(path: str) -> str:

@@ -57,6 +57,27 @@ def read_text_lines(path: str, ctx: ReadContext) -> Iterator[Document]:
             ctx.error("truncated", f"{path} at {offset(raw)} (after line {lineno})", str(exc))
 
 
+def read_labelled_lines(path: str, ctx: ReadContext) -> Iterator[Document]:
+    """One document per line `LABEL<delimiter>text` (an SMS spam collection: `spam\tWin a prize...`); the label goes
+    to meta.label. Options: `delimiter` (default tab), `kind` (meta.kind, e.g. sms: counted apart from web pages),
+    `group` (default the source name). A line without the delimiter is counted as `bad_labelled_line`."""
+    delimiter = ctx.opt("delimiter", "\t")
+    kind = ctx.opt("kind")
+    group = ctx.opt("group", ctx.source)
+    name = ctx.relative(path)
+    for doc in read_text_lines(path, ctx):
+        label, sep, text = doc.text.partition(delimiter)
+        text = text.strip()
+        if not sep or not label.strip():
+            ctx.error("bad_labelled_line", f"{path}:{doc.meta['line']}", "no label before the delimiter")
+            continue
+        if not text:
+            ctx.skip("empty_text")
+            continue
+        yield ctx.document(f"{name}:{doc.meta['line']}", text, None, group=group, label=label.strip(), kind=kind,
+                           line=doc.meta["line"])
+
+
 @contextmanager
 def _csv_members(path: str) -> Iterator[list[tuple[str, IO[bytes]]]]:
     with open_stream(path) as (stream, raw):

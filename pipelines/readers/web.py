@@ -23,11 +23,13 @@ from pipelines.readers.base import (
     check_size,
     offset,
     open_stream,
-    read_limited,
+    read_whole,
 )
+from pipelines.readers.page_urls import page_url
 from pipelines.readers.tabular import domain
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+PAGE = "page"  # meta.kind of a web page (HTML, or a WET record's text): counted apart from feed items and messages
 
 
 @dataclass(frozen=True)
@@ -170,9 +172,12 @@ def _charset(content_type: str) -> str | None:
 
 
 def html_document(
-    ctx: ReadContext, locator: str, data: bytes, url: str | None, where: str, charset: str | None = None, **meta: str
+    ctx: ReadContext, locator: str, data: bytes, url: str | None, where: str, charset: str | None = None,
+    group: str | None = None, prefer_page_url: bool = False, fallback_group: str | None = None, **meta: str
 ) -> Document | None:
-    """Extract one page; count pages that are not HTML, too large, or empty after extraction."""
+    """Extract one page; count pages that are not HTML, too large, or empty after extraction. A page without a
+    known URL (or with `prefer_page_url`) takes the one its head declares (canonical link, og:url); its group is
+    `group`, else its URL's host, else `fallback_group` or the locator (a page of its own)."""
     limit = int(ctx.opt("max_html_bytes", 16 * MiB))
     if len(data) > limit:
         ctx.error("too_large", where, f"{len(data)} bytes of HTML > limit {limit}")
@@ -187,7 +192,9 @@ def html_document(
     if not page.text.strip():
         ctx.skip("no_main_text")
         return None
-    return ctx.document(locator, page.text, url, title=page.title, **meta)
+    url = (page.canonical_url or url) if prefer_page_url else (url or page.canonical_url)
+    group = group or (domain(url) if url else None) or fallback_group or locator
+    return ctx.document(locator, page.text, url, title=page.title, group=group, kind=PAGE, **meta)
 
 
 def read_warc(path: str, ctx: ReadContext) -> Iterator[Document]:
@@ -214,7 +221,7 @@ def _warc_document(rec: WarcRecord, path: str, ctx: ReadContext) -> Document | N
         if not text:
             ctx.skip("empty_text")
             return None
-        return ctx.document(locator, text, url, group=group, warc_type="conversion")
+        return ctx.document(locator, text, url, group=group, kind=PAGE, warc_type="conversion")
     if rec.type == "resource":
         ctype = rec.headers.get("content-type", "").lower()
         if not ctype.startswith(HTML_TYPES):
@@ -241,24 +248,17 @@ def _warc_document(rec: WarcRecord, path: str, ctx: ReadContext) -> Document | N
 
 def read_html_file(path: str, ctx: ReadContext) -> Iterator[Document]:
     """One page per file (.html, .htm, optionally .gz). Options: `extractor`, `base_url` (the page's URL is
-    base_url + its path under the glob root), `group` (a fixed group; default the base_url's domain, else the file
-    name: one site per file), `max_html_bytes` (16 MiB)."""
-    limit = int(ctx.opt("max_html_bytes", 16 * MiB))
-    if not check_size(path, ctx, limit if not path.endswith(".gz") else 1 << 62):
-        return
-    try:
-        with open_stream(path) as (stream, _raw):
-            data = read_limited(stream, limit)
-    except DECOMPRESS_ERRORS as exc:
-        ctx.error("truncated", path, str(exc) or type(exc).__name__)
-        return
+    base_url + its path under the glob root), `urls` (where a package keeps its pages' URLs:
+    pipelines/readers/page_urls.py), `group` (a fixed group; default the URL's host, else the file name: one site
+    per file), `max_html_bytes` (16 MiB). Without base_url or an index entry, the page's canonical link is its URL."""
+    data = read_whole(path, ctx, int(ctx.opt("max_html_bytes", 16 * MiB)))
     if data is None:
-        ctx.error("too_large", path, f"over {limit} bytes decompressed")
         return
     rel = ctx.relative(path)
     base = ctx.opt("base_url")
-    url = base.rstrip("/") + "/" + rel.removesuffix(".gz") if base else None
-    group = ctx.opt("group") or (domain(base) if base else rel.rsplit("/", 1)[-1].removesuffix(".gz"))
-    doc = html_document(ctx, rel, data, url, path, None, group=group)
+    url = base.rstrip("/") + "/" + rel.removesuffix(".gz") if base else page_url(path, ctx)
+    prefer_page = bool((ctx.opt("urls") or {}).get("prefer_page"))
+    doc = html_document(ctx, rel, data, url, path, None, group=ctx.opt("group"), prefer_page_url=prefer_page,
+                        fallback_group=rel.rsplit("/", 1)[-1].removesuffix(".gz"))
     if doc is not None:
         yield doc

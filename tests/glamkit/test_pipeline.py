@@ -17,6 +17,7 @@ def test_changing_alpha_reruns_curation_onwards_but_not_sources_or_classifier(tm
     demo = spec_path("mixtures", "demo")
     spec = yaml.safe_load(demo.read_text())
     spec["quality"]["keep"]["alpha"] = 4.0
+    spec["quality"]["keep"].pop("target_keep", None)
     changed = tmp_path / "demo-alpha4.yaml"
     changed.write_text(yaml.safe_dump(spec))
     before, after = layout(tmp_path / "a", demo), layout(tmp_path / "b", changed)

@@ -105,10 +105,10 @@ def test_curate_functions_leave_their_inputs_unchanged(records: list[core.RawRec
     with unchanged("apply_keep", scored):
         core.apply_keep(scored, plan.keep)
     rule = KeepRuleSpec(kind="top_fraction", fraction=0.5)
-    cutoff = core.fit_cutoff([(it.doc.id, it.quality_score) for it in scored], rule)
+    fit = core.fit_keep([(it.doc.id, it.quality_score) for it in scored], rule)
     for it in scored:
-        with unchanged("_keep_top", it, cutoff):
-            job._keep_top(it, rule, {"forums"}, {"forums": cutoff})
+        with unchanged("_keep_fitted", it, fit):
+            job._keep_fitted(it, {"forums"}, {"forums": fit})
     score = job._Score(plan)
     score.clf = scorer
     with unchanged("_Score", judged):

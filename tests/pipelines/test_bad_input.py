@@ -15,7 +15,7 @@ from pipelines.readers import READERS, ReadContext, read_gutenberg, read_records
 
 SUFFIX = {"mediawiki": ".xml.bz2", "warc": ".warc.gz", "html_dir": ".html", "records": ".jsonl.gz",
           "news_csv": ".csv", "dialog_csv": ".csv.gz", "usenet_pickle": "", "usenet_files": "", "gutenberg": ".txt",
-          "text_lines": ".txt"}
+          "text_lines": ".txt", "labelled_lines": ".csv", "feed": ".xml"}
 
 
 @pytest.mark.parametrize("reader", sorted(READERS))

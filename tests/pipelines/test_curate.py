@@ -227,3 +227,52 @@ def test_top_fraction_keep_rule_uses_a_component_wide_cutoff(demo_run: Path, tmp
     dropped = [r["quality_score"] for r in pq.read_table(tmp_path / "out" / "dropped" / "web").to_pylist()
                if r["drop_reason"] == "quality"]
     assert min(kept) >= max(dropped)
+
+
+@pytest.mark.parametrize("keep", ["{kind: pareto, alpha: auto, seed: 7}",
+                                  "{kind: pareto, alpha: auto, target_keep: 0.3, seed: 7}"])
+def test_alpha_auto_is_fitted_on_the_scored_pages_and_applied(demo_run: Path, tmp_path: Path, keep: str) -> None:
+    """alpha auto: curation fits alpha on every score of the component (to the classifier's held-out positives, or
+    to a keep fraction), applies exactly that alpha, and says so in stats.json."""
+    import numpy as np
+
+    from data_specs import specs
+    from filters.keep import keep_probability, pareto_keep
+    from pipelines.curate import curate
+
+    spec_path = tmp_path / "auto.yaml"
+    spec_path.write_text(SMALL_MIXTURE.replace("{kind: pareto, alpha: 9.0, seed: 7}", keep))
+    stats = curate(specs.load("mixtures", spec_path), demo_run, tmp_path / "out")
+    rule = stats["keep_rules"]["web"]
+    cal = rule["calibration"]
+    assert rule["rule"].startswith("pareto alpha auto") and rule["applied"] == f"pareto alpha {rule['alpha']:g}"
+    assert cal["alpha"] == rule["alpha"] > 0 and cal["candidates"] == sum(stats["components"]["web"]["score_histogram"])
+    rows = pq.read_table(tmp_path / "out" / "documents" / "web").to_pylist() + [
+        r for r in pq.read_table(tmp_path / "out" / "dropped" / "web").to_pylist() if r["drop_reason"] == "quality"]
+    ids = [r["id"] for r in rows]
+    scores = np.array([r["quality_score"] for r in rows], dtype=np.float32)
+    kept = {r["id"] for r in rows if r["drop_reason"] is None}
+    assert {i for i, k in zip(ids, pareto_keep(ids, scores, rule["alpha"], 7), strict=True) if k} == kept
+    if "target_keep" in keep:
+        assert cal["method"] == "keep_rate" and float(keep_probability(scores, rule["alpha"]).mean()) == \
+            pytest.approx(0.3, abs=1e-4)
+    else:
+        assert cal["method"] == "reference_ks" and cal["reference"] > 0 and 0 <= cal["ks"] < 1
+
+
+def test_calibrate_cli_prints_alpha_curve_and_keep_rate(demo_run: Path, reference: tuple[Path, dict],
+                                                        tmp_path: Path) -> None:
+    from tests.conftest import PYTHON
+
+    (tmp_path / "curated").symlink_to(reference[0])  # candidates: the pages that reached the quality score
+    model = tmp_path / "classifier"
+    shutil.copytree(demo_run / "classifier", model)
+    proc = subprocess.run([PYTHON, "-m", "glamkit.cli", "classifier", "calibrate", "--run", str(tmp_path),
+                           "--mixture", "demo", "--model", str(model)], cwd=REPO, env=env(), capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    record = json.loads((model / "calibration.json").read_text())
+    assert f"fitted alpha {record['alpha']:.3f}" in proc.stdout
+    assert "keep curve P(keep | score)" in proc.stdout and f"{record['expected_keep_rate']:.1%} expected" in proc.stdout
+    assert "reached the quality score" in record["candidates_from"]
+    assert (model / "calibration.png").read_bytes().startswith(b"\x89PNG")

@@ -61,11 +61,13 @@ def test_stats_cli_prints_the_table_and_json(demo_sources_run: Path) -> None:
     out = glamkit("sources", "stats", "--run", str(demo_sources_run))
     assert out.returncode == 0, out.stderr
     header, *rows = out.stdout.splitlines()
-    assert header.split()[:5] == ["component", "documents", "words", "bytes", "errors"]
+    assert header.split() == ["component", "documents", "pages", "feed", "items", "sms", "groups", "words", "bytes",
+                              "errors", "sources"]
     assert [r.split()[0] for r in rows[:6]] == list(COMPONENTS)
     js = json.loads(glamkit("sources", "stats", "--run", str(demo_sources_run), "--json").stdout)
     assert js["components"]["wikipedia"]["documents"] == 111
-    assert set(js["components"]["web"]) >= {"documents", "words", "bytes", "errors"}
+    assert set(js["components"]["web"]) >= {"documents", "words", "bytes", "errors", "kinds", "groups",
+                                            "largest_group"}
 
 
 def test_stats_of_a_folder_without_a_run_is_a_one_line_error(tmp_path: Path) -> None:
