@@ -149,8 +149,9 @@ def test_curate_functions_leave_their_inputs_unchanged(records: list[core.RawRec
     for o in routed["outcomes"]:
         with unchanged("_StatsFn.add_input", o):
             outcomes = stats_fn.add_input(outcomes, o)
-    with unchanged("_WriteStats", reads, outcomes):
-        job._WriteStats(plan).process(None, reads, outcomes, [])
+    keep_rules = {"forums": core.keep_summary(plan.keep, None)}
+    with unchanged("_WriteStats", reads, outcomes, keep_rules):
+        job._WriteStats(plan).process(None, reads, outcomes, [], keep_rules)
     stats = json.loads((tmp_path / job.STATS_FILE).read_text())
     job_checks.check_curated(plan, stats, FILES)  # what the job checks after the runner's success
 
