@@ -7,7 +7,9 @@ The request semantics are lm-eval's own (TemplateLM): a continuation's tokens ar
 continuation) after encode(context), an empty context is the EOS token, rolling log-likelihoods use lm-eval's
 `get_rolling_token_windows` (disjoint windows of the model's context, the last one with full context). Scoring runs
 the MoE layers dropless (no token is ever dropped) through `eval.scorer.Scorer`: jitted, length-bucketed, on one
-device or a (data, expert) mesh. `generate_until` decodes greedily to a stop string, EOS or `max_gen_toks`.
+device or a (data, expert) mesh; a continuation longer than the model's context is scored in windows, every token
+from the (at most max_length) tokens before it. `generate_until` decodes greedily to a stop string, EOS or
+`max_gen_toks`.
 """
 
 from __future__ import annotations
@@ -74,30 +76,44 @@ class GlamkitLM(TemplateLM):
         """Plain pieces: glamkit's tokenizers add no BOS (EOS separates documents)."""
         return list(self.tok.encode(string))
 
-    def tok_decode(self, tokens: Sequence[int]) -> str:
+    def tok_decode(self, tokens: Sequence[int], **kwargs: Any) -> str:
         return self.tok.decode([int(t) for t in tokens])
 
     # -------------------------------------------------------------------------------------------- scoring
+    def windows(self, context: Sequence[int], continuation: Sequence[int]) -> list[tuple[list[int], list[int], int]]:
+        """(inputs, targets, scored) rows predicting each continuation token once, from the (at most max_length)
+        tokens before it: one row when context + continuation fit, else consecutive windows of max_length
+        predictions, as lm-eval's rolling windows. `scored`: how many of the row's last targets belong to the
+        continuation."""
+        whole, size = [*context, *continuation], self.max_length
+        rows, start = [], len(context)
+        while start < len(whole):
+            end = min(start + size, len(whole))
+            first = max(0, end - 1 - size)
+            rows.append((whole[first : end - 1], whole[first + 1 : end], end - start))
+            start = end
+        return rows
+
     def _loglikelihood_tokens(self, requests: Sequence[Request], disable_tqdm: bool = False, **kwargs: Any
                               ) -> list[tuple[float, bool]]:
-        """(sum of the continuation's log-probabilities, whether greedy decoding gives it) per request. The input
-        keeps the right end of context + continuation (the model's context); a continuation never loses a token."""
-        rows, lengths = [], []
-        for _, context, continuation in requests:
-            if not continuation:
-                raise GlamkitError("glamkit backend: a request has an empty continuation")
-            if len(continuation) > self.max_length:
-                raise GlamkitError(f"glamkit backend: a continuation of {len(continuation)} tokens is longer than "
-                                   f"the model's context ({self.max_length}); score it with loglikelihood_rolling")
-            whole = (list(context) + list(continuation))[-(self.max_length + 1) :]
-            rows.append((whole[:-1], whole[1:]))
-            lengths.append(len(continuation))
-        results = []
-        for (logp, hits), n, request in zip(self.scorer.score(rows), lengths, requests, strict=True):
-            answer = (float(logp[-n:].sum(dtype=np.float64)), bool(hits[-n:].all()))
+        """(sum of the continuation's log-probabilities, whether greedy decoding gives it) per request. Every
+        continuation token is scored: the input keeps the right end of context + continuation, and a continuation
+        longer than the model's context is scored in windows (`windows`)."""
+        rows, owner = [], []
+        for k, (_, context, continuation) in enumerate(requests):
+            if not continuation or not context:
+                raise GlamkitError("glamkit backend: a request needs a context token and a continuation")
+            for inputs, targets, scored in self.windows(context, continuation):
+                rows.append((inputs, targets))
+                owner.append((k, scored))
+        sums, greedy = [0.0] * len(requests), [True] * len(requests)
+        for (logp, hits), (k, scored) in zip(self.scorer.score(rows), owner, strict=True):
+            sums[k] += float(logp[-scored:].sum(dtype=np.float64))
+            greedy[k] = greedy[k] and bool(hits[-scored:].all())
+        results = list(zip(sums, greedy, strict=True))
+        for request, answer in zip(requests, results, strict=True):
             if request[0] is not None:
                 self.cache_hook.add_partial("loglikelihood", request[0], answer)
-            results.append(answer)
         return results
 
     def rolling_windows(self, text: str) -> list[tuple[list[int], list[int]]]:
