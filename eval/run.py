@@ -57,7 +57,7 @@ def eval_stage(ctx: StageContext, task_names: Sequence[str] = DEFAULT_TASKS, lim
     to the run's own stages."""
     from eval.harness import metric_values, table, write_results
 
-    results = evaluate_run(ctx.run_dir, task_names, train_dir=ctx.upstream["train"],
+    results = evaluate_run(ctx.run_dir, task_names, train_dir=ctx.upstream.get("train"),
                            tokenizer_dir=tokenizer_dir or ctx.upstream.get("tokenizer"),
                            tasks_dir=tasks_dir or ctx.upstream.get("tasks"), limit=limit,
                            skip_missing=skip_missing, log=ctx.log)

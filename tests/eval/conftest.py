@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
-# The tiny-moe preset at a 128-token context (a next-sentence choice fits; a held-out document needs several windows).
-TINY = {"seq_len": 128, "steps": 2, "batch_size": 8, "log_every": 1, "eval_every": 1000, "eval_batches": 1}
+from tests.train.conftest import FAST
+
+# The trainer tests' tiny-moe settings (so the persistent cache compiles one train step for both), 2 steps: a
+# 32-token context, so held-out documents and long next-sentence choices are scored in several windows.
+TINY = {**FAST, "steps": 2}
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -84,7 +84,7 @@ def test_batch_size_and_request_order_change_nothing(lm, eval_run: Path) -> None
 
     pairs, gens = requests(eval_run)
     ll_ref, gen_ref = backend_answers(lm, pairs, gens)
-    for batch_size, seed in ((1, None), (3, 7), (8, 11)):
+    for batch_size, seed in ((1, None), (8, 11)):
         other = GlamkitLM(run=str(eval_run), batch_size=batch_size)
         ll, gen = backend_answers(other, pairs, gens, seed)
         np.testing.assert_allclose([x for x, _ in ll], [x for x, _ in ll_ref], rtol=0, atol=1e-5)

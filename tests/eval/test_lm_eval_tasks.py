@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -103,20 +104,22 @@ def test_eval_stage_runs_lm_eval_and_its_results_are_byte_identical(eval_run: Pa
     from data_specs.stages import RunLayout, Stage
     from eval.run import DEFAULT_TASKS, eval_stage
 
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("train", "tokenizer", "tasks"):
+        (run / name).symlink_to(eval_run / name)
+    stage = Stage("eval", lambda ctx: eval_stage(ctx, DEFAULT_TASKS, limit=4, skip_missing=True), config={"limit": 4})
     outputs, infos = [], []
-    for attempt in ("a", "b"):
-        run = tmp_path / attempt
-        run.mkdir()
-        for name in ("train", "tokenizer", "tasks"):
-            (run / name).symlink_to(eval_run / name)
-        stage = Stage("eval", lambda ctx: eval_stage(ctx, DEFAULT_TASKS, limit=4, skip_missing=True),
-                      config={"limit": 4})
-        RunLayout(run, [stage]).run()
+    for _ in range(2):  # the stage run twice in one run folder, as two `make demo`s after `rm -rf RUN/eval`
+        shutil.rmtree(run / "eval", ignore_errors=True)
+        [result] = RunLayout(run, [stage]).run()
+        assert result.state == "ran"
         outputs.append((run / "eval" / "results.json").read_bytes())
         infos.append(json.loads((run / "logs" / "eval" / "lm-eval-run.json").read_text()))
     assert outputs[0] == outputs[1]
     results = json.loads(outputs[0])
     assert {"date", "git_hash", "pretty_env_info"} <= set(infos[0]) and "date" not in results
+    assert infos[0]["date"] != infos[1]["date"]  # what differs between the runs is in logs/
     assert results["lm_eval_version"] and results["n-samples"]["wiki-cloze"]["effective"] == 4
     got = results["results"]
     assert {"heldout-bpb", "lambada-books", "next-sentence", "wiki-cloze"} <= set(got)
