@@ -340,41 +340,6 @@ class TrainSpec:
     peak_flops_per_device: float | None = None  # for MFU; None: a table of known GPUs/TPUs (CPU: estimated)
 
 
-# -------------------------------------------------------------------------------------------------------- tasks
-@dataclass(frozen=True)
-class MetricSpec:
-    metric: Literal["acc", "acc_norm", "exact_match", "f1", "perplexity", "bits_per_byte", "word_perplexity"]
-    aggregation: str = "mean"
-    higher_is_better: bool = True
-
-
-@dataclass(frozen=True)
-class GenerationSpec:
-    until: tuple[str, ...] = ("\n",)
-    max_gen_toks: int = 32
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """An evaluation task in lm-evaluation-harness's YAML layout, over local JSONL."""
-
-    task: str
-    output_type: Literal["multiple_choice", "generate_until", "loglikelihood_rolling"]
-    dataset_path: str  # a JSONL file, or builtin:<name> for tasks built from held-out real text
-    test_split: str = "test"
-    fewshot_split: str | None = None  # demonstrations come from here, never from the test split
-    doc_to_text: str = "{{text}}"  # a field name or a {{field}} template
-    doc_to_target: str | None = None
-    doc_to_choice: str | None = None
-    target_delimiter: str = " "
-    fewshot_delimiter: str = "\n\n"
-    num_fewshot: int = 0
-    metric_list: tuple[MetricSpec, ...] = ()
-    generation_kwargs: GenerationSpec | None = None
-    group: Literal["nlg", "nlu", "lm"] = "lm"  # GLaM's grouping for the study report
-    description: str = ""
-
-
 # ------------------------------------------------------------------------------------------------------ studies
 @dataclass(frozen=True)
 class ArmSpec:
@@ -389,7 +354,7 @@ class StudySpec:
     name: str
     mixture: str  # mixture spec name
     train: str  # train spec name
-    tasks: tuple[str, ...]  # task spec names
+    tasks: tuple[str, ...]  # lm-eval task or tag names of the built-in tasks (data_specs/tasks/, RUN/tasks/)
     seeds: tuple[int, ...] = (0, 1, 2)
     arms: tuple[ArmSpec, ...] = (ArmSpec("filtered", True), ArmSpec("unfiltered", False))
     confidence: float = 0.95
@@ -402,7 +367,6 @@ SPEC_KINDS: dict[str, type] = {
     "mixtures": MixtureSpec,
     "classifier": ClassifierSpec,
     "train": TrainSpec,
-    "tasks": TaskSpec,
     "studies": StudySpec,
 }
 

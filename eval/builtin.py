@@ -151,16 +151,18 @@ def drop_common_phrase_examples(tasks: Tasks, pool_texts: Iterable[str], n: int,
     return kept, dropped
 
 
+def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
+    """One JSON object per line, sorted keys, no timestamps: byte-stable. Returns the number of rows."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+            n += 1
+    return n
+
+
 def write_tasks(tasks: Mapping[str, Mapping[str, list[dict[str, Any]]]], root: Path) -> dict[str, dict[str, int]]:
-    """One folder per task with `<split>.jsonl` (sorted keys, no timestamps: byte-stable)."""
-    counts = {}
-    for name, splits in tasks.items():
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        counts[name] = {}
-        for split, examples in splits.items():
-            with open(folder / f"{split}.jsonl", "w", encoding="utf-8") as f:
-                for ex in examples:
-                    f.write(json.dumps(ex, ensure_ascii=False, sort_keys=True) + "\n")
-            counts[name][split] = len(examples)
-    return counts
+    """One folder per task with `<split>.jsonl`."""
+    return {name: {split: write_jsonl(root / name / f"{split}.jsonl", examples) for split, examples in splits.items()}
+            for name, splits in tasks.items()}

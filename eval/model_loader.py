@@ -30,7 +30,7 @@ def scoring_config(config: ModelConfig) -> ModelConfig:
 
 
 def load_trained(train_dir: str | Path) -> tuple[Any, Any, TrainSpec]:
-    """(forward(params, tokens) -> logits, params, train spec) from RUN/train/.
+    """(forward(params, tokens, segment_ids=None) -> logits, params, train spec) from RUN/train/.
 
     Scoring uses the dropless dispatch, so no token is ever dropped: with capacity drops, GShard routing lets a
     later token take an earlier token's slot, and log-likelihoods would depend on what follows (see model/moe.py).
@@ -52,7 +52,7 @@ def load_trained(train_dir: str | Path) -> tuple[Any, Any, TrainSpec]:
     restored = ocp.StandardCheckpointer().restore((checkpoint_dir(train_dir) / "state").absolute())
     nnx.replace_by_pure_dict(state, jax.tree.map(jax.numpy.asarray, restored["params"]))
 
-    def forward(params: Any, tokens: Any) -> Any:
-        return nnx.merge(graphdef, params)(tokens)[0]
+    def forward(params: Any, tokens: Any, segment_ids: Any = None) -> Any:
+        return nnx.merge(graphdef, params)(tokens, segment_ids)[0]
 
     return forward, state, spec

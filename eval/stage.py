@@ -1,4 +1,4 @@
-"""Stage functions for the stage runner: build the built-in tasks from held-out source documents."""
+"""The `tasks` stage: the built-in tasks from held-out source documents, as lm-evaluation-harness YAMLs and data."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from data_specs.records import Document, read_documents
 from data_specs.specs import MixtureSpec
 from data_specs.stages import StageContext
 from eval.builtin import Tasks, build_tasks, drop_common_phrase_examples, write_tasks
+from eval.task_files import HELDOUT, write_component_views, write_task_yamls
 from filters.holdout import is_eval_holdout
 from filters.normalize import normalize_document
 
@@ -43,10 +44,13 @@ def make_tasks(sources_dir: Path, mixture: MixtureSpec, log: logging.Logger | No
 
 
 def tasks_stage(ctx: StageContext, mixture_spec: str | Path) -> dict[str, Any]:
-    """RUN/tasks/<task>/{test,train}.jsonl (see `make_tasks`)."""
+    """RUN/tasks/<task>/{test,train}.jsonl (see `make_tasks`) and their lm-eval YAMLs (eval.task_files), whose
+    data_files point at the stage's final folder."""
     mixture = specs.load("mixtures", mixture_spec)
     tasks, dropped = make_tasks(ctx.upstream["sources"], mixture, ctx.log)
     counts = write_tasks(tasks, ctx.out)
-    ctx.log.info("built-in tasks: %s", counts)
-    return {"examples": counts, "holdout_fraction": mixture.eval_holdout_fraction,
-            "left_out_common_ngrams": dropped}
+    components = write_component_views(ctx.out, tasks[HELDOUT]["test"])
+    names = write_task_yamls(ctx.out, (ctx.run_dir / ctx.name).resolve())
+    ctx.log.info("built-in tasks: %s; lm-eval tasks: %s", counts, ", ".join(names))
+    return {"examples": counts, "heldout_components": components, "lm_eval_tasks": names,
+            "holdout_fraction": mixture.eval_holdout_fraction, "left_out_common_ngrams": dropped}

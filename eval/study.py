@@ -59,8 +59,8 @@ def seed_layout(arm_dir: Path, study: StudySpec, seed: int) -> RunLayout:
               config=to_plain(train_spec), inputs=(shards / "manifest.json",), description="train one seed"),
         Stage("eval", partial(eval_stage, task_names=tuple(study.tasks), limit=study.eval_limit,
                               tokenizer_dir=arm_dir / "tokenizer", tasks_dir=arm_dir / "tasks"),
-              config={"tasks": list(study.tasks), "limit": study.eval_limit}, needs=("train",),
-              description="evaluate one seed"),
+              config={"tasks": list(study.tasks), "limit": study.eval_limit}, needs=("train",), version="2",
+              description="evaluate one seed (lm-evaluation-harness)"),
     ])
 
 

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from data_specs import specs
 from data_specs.specs import StudySpec
 
 
@@ -28,29 +27,38 @@ def _ci(values: list[float], confidence: float) -> tuple[float, float, float]:
     return mean, mean - half, mean + half
 
 
+def _results(study_dir: Path, arm: str, seed: int) -> dict[str, Any]:
+    return json.loads((study_dir / arm / f"seed-{seed}" / "eval" / "results.json").read_text())
+
+
 def summarise(study: StudySpec, study_dir: Path) -> dict[str, Any]:
+    """One row per (task, metric) of lm-eval's results (tags expanded, as evaluated), grouped NLG/NLU/LM by the
+    task's tag in the shared tasks folder."""
     from scipy import stats
 
+    from eval.harness import metric_values, task_manager
+    from eval.task_files import study_group
+
     arms = [a.name for a in study.arms]
+    manager = task_manager(study_dir / "common" / "tasks")
+    first = _results(study_dir, arms[0], study.seeds[0])
+    values = {(arm, seed): metric_values(_results(study_dir, arm, seed)) for arm in arms for seed in study.seeds}
     rows = []
-    for task_name in study.tasks:
-        task = specs.load("tasks", task_name)
-        for metric in task.metric_list:
+    for task_name, metrics in metric_values(first).items():
+        for metric in metrics:
+            higher_is_better = bool(first["higher_is_better"][task_name][metric.split(",")[0]])
             per_arm = {}
             for arm in arms:
-                values = []
-                for seed in study.seeds:
-                    results = json.loads((study_dir / arm / f"seed-{seed}" / "eval" / "results.json").read_text())
-                    values.append(results[task_name][metric.metric]["value"])
-                mean, lo, hi = _ci(values, study.confidence)
-                per_arm[arm] = {"values": values, "mean": mean, "ci_low": lo, "ci_high": hi}
+                vals = [values[(arm, seed)][task_name][metric] for seed in study.seeds]
+                mean, lo, hi = _ci(vals, study.confidence)
+                per_arm[arm] = {"values": vals, "mean": mean, "ci_low": lo, "ci_high": hi}
             a, b = (per_arm[arms[0]]["values"], per_arm[arms[1]]["values"])
             diff = float(np.mean(a) - np.mean(b))
             p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if len(a) > 1 and np.std(a) + np.std(b) > 0 \
                 else float("nan")
-            better = arms[0] if (diff > 0) == metric.higher_is_better else arms[1]
-            rows.append({"task": task_name, "group": task.group, "metric": metric.metric,
-                         "higher_is_better": metric.higher_is_better, "arms": per_arm, "difference": diff,
+            better = arms[0] if (diff > 0) == higher_is_better else arms[1]
+            rows.append({"task": task_name, "group": study_group(manager, task_name), "metric": metric,
+                         "higher_is_better": higher_is_better, "arms": per_arm, "difference": diff,
                          "p_value": p, "significant": bool(p < 1 - study.confidence) if not math.isnan(p) else False,
                          "better": better if diff != 0 else None})
     curves = {arm: {str(seed): _curve(study_dir / arm / f"seed-{seed}" / "train" / "metrics.jsonl")

@@ -15,14 +15,14 @@ from data_specs.stages import RunLayout, Stage
 # The GLaM recipe, in order: (stage, what it does). A stage is listed in `build_stages` once it is implemented.
 PLANNED: tuple[tuple[str, str], ...] = (
     ("sources", "fetch the packaged corpora and read every source into document records"),
-    ("tasks", "build evaluation tasks from documents held out before curation"),
+    ("tasks", "build lm-eval tasks from documents held out before curation"),
     ("classifier", "train and evaluate the hashed linear quality classifier"),
     ("curated", "normalise, filter, dedup, score and Pareto-sample documents (Beam)"),
     ("tokenizer", "train the SentencePiece tokenizer on a weighted sample"),
     ("shards", "sample the weighted mixture into Arrow token shards (Beam)"),
     ("report", "write the mixture stats report (report.json, report.html)"),
     ("train", "train the GLaM model on the shards (JAX)"),
-    ("eval", "evaluate the trained model on held-out tasks"),
+    ("eval", "evaluate the trained model on held-out tasks with lm-evaluation-harness"),
 )
 
 
@@ -43,7 +43,7 @@ def build_stages(mixture_spec: str | Path, train_spec: str | Path = "tiny",
     mixture = specs.load("mixtures", mixture_spec)
     stages = [
         sources_stage(mixture_spec),
-        Stage("tasks", partial(tasks_stage, mixture_spec=mixture_spec), needs=("sources",), version="2",
+        Stage("tasks", partial(tasks_stage, mixture_spec=mixture_spec), needs=("sources",), version="3",
               config={"seed": mixture.seed, "eval_holdout_fraction": mixture.eval_holdout_fraction,
                       "decontaminate": [mixture.dedup.decontaminate, mixture.dedup.builtin_tasks,
                                         mixture.dedup.decontaminate_ngram,
@@ -61,9 +61,9 @@ def build_stages(mixture_spec: str | Path, train_spec: str | Path = "tiny",
         mix.make_stage(mixture_spec),
         report.make_stage(mixture_spec),
         train_stage(train_spec),
-        Stage("eval", partial(eval_stage, task_names=DEFAULT_TASKS, limit=eval_limit),
+        Stage("eval", partial(eval_stage, task_names=DEFAULT_TASKS, limit=eval_limit, skip_missing=True),
               config={"tasks": list(DEFAULT_TASKS), "limit": eval_limit}, needs=("train", "tokenizer", "tasks"),
-              version="1", description="evaluate the trained model on the built-in tasks"),
+              version="2", description="evaluate the trained model on the built-in tasks (lm-evaluation-harness)"),
     ]
     return stages
 

@@ -44,12 +44,12 @@ def summarize(run_dir: Path) -> str:
         lines.append(f"train: {train['steps']} steps, loss {train['first_loss']:.3f} -> {train['last_loss']:.3f}"
                      + (f", validation loss {val:.3f}" if val is not None else ""))
     results = _load(run_dir / "eval" / "results.json")
-    if results:
-        parts = []
-        for task, res in results.items():
-            metric = next((k for k, v in res.items() if isinstance(v, dict) and "value" in v), None)
-            if metric:
-                parts.append(f"{task} {metric} {res[metric]['value']:.3f}")
+    if results and "results" in results:  # lm-eval's results; the per-component heldout tasks are left to the file
+        from eval.harness import metric_values
+        from eval.task_files import HELDOUT_TASK
+
+        parts = [f"{task} {metric.split(',')[0]} {value:.3f}" for task, metrics in metric_values(results).items()
+                 if not task.startswith(f"{HELDOUT_TASK}-") for metric, value in list(metrics.items())[:1]]
         lines.append("eval: " + ", ".join(parts))
     paths = (("mixture report", run_dir / "report.html"),
              ("train checkpoints (Orbax)", run_dir / "train" / "checkpoints"),

