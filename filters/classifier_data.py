@@ -96,7 +96,9 @@ def build_sets(spec: ClassifierSpec, docs_by_source: Mapping[str, Iterable[Docum
     for label, samples in ((1, spec.positives), (0, spec.negatives)):
         for sample in samples:
             if sample.source not in docs_by_source:
-                raise GlamkitError(f"classifier {spec.name}: no documents for source {sample.source!r} (read it first)")
+                raise GlamkitError(f"classifier {spec.name}: no documents for source {sample.source!r}: the sources "
+                                   "stage reads every source a mixture's classifier spec names; rerun it (`glamkit "
+                                   "sources read --spec MIXTURE --run RUN --force`)")
             for doc in _sample(docs_by_source[sample.source], sample, spec.seed):
                 if doc.text.strip():
                     examples.append(Example(doc.id, doc.text, label, doc.source, doc.component,

@@ -8,6 +8,7 @@ non-article pages, non-HTML responses) under a reason, and logs the file and byt
 from __future__ import annotations
 
 import bz2
+import codecs
 import gzip
 import io
 import logging
@@ -220,9 +221,14 @@ def max_ratio(ctx: ReadContext | None) -> float:
 
 def bounded_lines(stream: IO[bytes], limit: int) -> Iterator[bytes | None]:
     """The lines of a byte stream, none holding more than `limit` + 1 bytes in memory: a longer line is read on in
-    chunks and given as None (the caller counts it), so one endless line cannot exhaust memory."""
+    chunks and given as None (the caller counts it), so one endless line cannot exhaust memory. A UTF-8 byte-order
+    mark at the start of the stream (Windows tools write one) is dropped."""
+    first = True
     while True:
         line = stream.readline(limit + 1)
+        if first and line.startswith(codecs.BOM_UTF8):
+            line = line[len(codecs.BOM_UTF8) :] or stream.readline(limit + 1)
+        first = False
         if not line:
             return
         if len(line) > limit and not line.endswith(b"\n"):

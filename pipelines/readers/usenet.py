@@ -69,7 +69,10 @@ _ALLOWED = {
 }
 
 
-class BunchUnpickler(pickle.Unpickler):
+class BunchUnpickler(pickle._Unpickler):
+    """The allow-listed Unpickler, in pure Python: the C one trusts the sizes a pickle states (a mutated LONG_BINPUT
+    index makes it zero gigabytes of memo, uninterruptibly); this one keeps its memo in a dict and fails fast."""
+
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]

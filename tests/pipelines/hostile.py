@@ -33,7 +33,7 @@ def _main(target: Target) -> str:
 
 def _content(target: Target, change: Callable[[bytes], bytes | None]) -> dict[str, bytes] | None:
     """The target's files with its seed changed (before any compression the target applies)."""
-    if target.name.endswith("-raw") or target.reader in ("usenet_pickle",):
+    if target.name.endswith("-raw"):
         return None
     data = change(target.seed())
     return None if data is None else target.files(data)
@@ -62,7 +62,14 @@ def _insert(insert: bytes) -> Callable[[Target], dict[str, bytes] | None]:
     return kind
 
 
+def _index(target: Target) -> bool:
+    """A page_urls target: its seed is the URL index (or sidecar) beside the page, read as is."""
+    return target.name.startswith("page_urls")
+
+
 def truncated(target: Target) -> dict[str, bytes] | None:
+    if _index(target):
+        return _content(target, lambda d: d[: len(d) // 2])
     if target.name.endswith(("-gz", "bz2", "zip", "parquet")) or _main(target).endswith(COMPRESSED):
         files = target.files(target.seed())  # the compressed file itself, cut in half
         main = _main(target)
@@ -71,6 +78,8 @@ def truncated(target: Target) -> dict[str, bytes] | None:
 
 
 def flipped(target: Target) -> dict[str, bytes] | None:
+    if _index(target):
+        return _content(target, lambda d: d[: len(d) // 3] + bytes([d[len(d) // 3] ^ 0xFF]) + d[len(d) // 3 + 1 :])
     files = target.files(target.seed())
     main = _main(target)
     data = bytearray(files[main])
@@ -232,7 +241,8 @@ def bomb(kind: str) -> Callable[[Target], dict[str, bytes] | None]:
 
     def make(target: Target) -> dict[str, bytes] | None:
         main = _main(target)
-        if target.reader in ("usenet_pickle",) or main.endswith(".parquet") or target.name.endswith("-raw"):
+        if target.reader == "usenet_pickle" or main.endswith(".parquet") or target.name.endswith("-raw") or \
+                _index(target):  # a pickle and Parquet are not streams; an index is read as is
             return None
         files = {k: v for k, v in target.files(target.seed()).items() if k != main}
         if main.endswith(".zip"):
@@ -265,3 +275,66 @@ KINDS: dict[str, Callable[[Target], dict[str, bytes] | None]] = {
     "gzip bomb": bomb("gzip"),
     "bz2 bomb": bomb("bz2"),
 }
+
+
+# ------------------------------------------------------------------------------------------------ the table
+# The README's table: a column per reader (and file kind), a row per input kind. `python -m tests.pipelines.hostile`
+# reads every case and prints it; tests/pipelines/test_hostile_inputs.py holds the expected cells.
+COLUMNS: dict[str, str] = {
+    "mediawiki-xml": "wiki", "gutenberg": "gutenberg", "text_lines": "lines", "labelled_lines": "labelled",
+    "news_csv-zip": "news csv", "dialog_csv": "dialog csv", "usenet_pickle": "pickle", "usenet_files": "usenet",
+    "warc": "warc", "wet": "wet", "html_dir": "html", "feed-utf8": "feed", "records-jsonl": "jsonl",
+    "records-parquet": "parquet", "page_urls-json_index": "url index", "page_urls-python_dict": "url dict",
+    "page_urls-sidecar_json": "url sidecar",
+}
+
+
+def outcome(target: Target, kind: str) -> str | None:
+    """The cell for one case (None: the kind does not apply), read through the sources stage's function."""
+    import tempfile
+    from dataclasses import replace
+    from pathlib import Path
+
+    from tests.pipelines.fuzz_rule import lay_out, through_sources_stage
+
+    files = KINDS[kind](target)
+    if files is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = lay_out(folder / "in", files)
+        spec = replace(target.spec(folder / "in"), paths=(str(folder / "in" / next(iter(files))),))
+        return through_sources_stage(spec, paths, folder / "out").cell
+
+
+def table(cells: dict[str, dict[str, str]]) -> str:
+    """The markdown table of `cells` (target -> kind -> cell): codes in the grid, reasons listed below it."""
+    names = [n for n in COLUMNS if n in cells]
+    lines = ["| input | " + " | ".join(COLUMNS[n] for n in names) + " |",
+             "|---|" + "|".join(":-:" for _ in names) + "|"]
+    for kind in KINDS:
+        row = [cells[n].get(kind, "·").split(" ")[0] for n in names]
+        lines.append(f"| {kind} | " + " | ".join(row) + " |")
+    lines.append("")
+    for kind in KINDS:
+        reasons: dict[str, list[str]] = {}
+        for n in names:
+            for reason in cells[n].get(kind, "").split(" ")[1:]:
+                reasons.setdefault(reason, []).append(COLUMNS[n])
+        if reasons:
+            lines.append(f"- {kind}: " + "; ".join(f"`{r}` ({', '.join(cols)})" for r, cols in sorted(reasons.items())))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    from tests.pipelines.fuzz_inputs import TARGETS
+
+    cells: dict[str, dict[str, str]] = {}
+    for target in TARGETS:
+        if target.name in COLUMNS:
+            cells[target.name] = {k: c for k in KINDS if (c := outcome(target, k)) is not None}
+    print(table(cells))
+
+
+if __name__ == "__main__":
+    main()

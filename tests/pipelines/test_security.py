@@ -21,6 +21,7 @@ from tests.pipelines.fuzz_inputs import TARGETS
 from tests.pipelines.hostile import KINDS, gzip_bomb
 from tests.pipelines.security_probe import standard_cases
 
+pytestmark = [pytest.mark.fuzz]
 BY_NAME = {t.name: t for t in TARGETS}
 GiB = 1 << 30
 
