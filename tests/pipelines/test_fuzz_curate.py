@@ -90,7 +90,7 @@ def test_mutated_sources_file_is_curated_or_refused_in_one_line(name: str) -> No
     seed = SEEDS[name]()
     packed = gzip.compress(seed, mtime=0)
 
-    @settings(max_examples=60 * FUZZ_MULTIPLIER)
+    @settings(max_examples=150 * FUZZ_MULTIPLIER)
     @given(raw=st.booleans(), data=st.data())
     def case(raw: bool, data: st.DataObject) -> None:
         if not name.endswith(".gz"):

@@ -78,7 +78,7 @@ def _read_ranges(dump: Path, index: Path, out: Path) -> Outcome:
 def test_mutated_multistream_dump_and_index() -> None:
     dump, index = multistream(wiki_xml(), pages_per_stream=1)
 
-    @settings(max_examples=40 * FUZZ_MULTIPLIER)
+    @settings(max_examples=100 * FUZZ_MULTIPLIER)
     @given(which=st.booleans(), data=st.data())
     def case(which: bool, data: st.DataObject) -> None:
         mutated = data.draw(mutations(dump if which else index))
@@ -111,7 +111,7 @@ def test_mutated_pickles_never_reach_past_the_allow_list() -> None:
 
     blob = zlib.decompress(package_file("mini-newsgroup").read_bytes())
 
-    @settings(max_examples=60 * FUZZ_MULTIPLIER)
+    @settings(max_examples=150 * FUZZ_MULTIPLIER)
     @given(data=mutations(blob))
     def case(data: bytes) -> None:
         try:
