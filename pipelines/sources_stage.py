@@ -33,7 +33,8 @@ from pipelines.sources import (
     resolve_files,
 )
 
-STAGE_VERSION = "2"  # bump when readers change what they write (2: meta.kind, hosts, feeds, labelled lines)
+STAGE_VERSION = "3"  # bump when readers change what they write (2: meta.kind, hosts, feeds, labelled lines;
+# 3: hostile input counted, not crashed on: lone surrogates, bombs, entity declarations, damaged CSV, dumps on one line)
 STATS = "stats.json"
 log = logging.getLogger("glamkit.sources")
 
