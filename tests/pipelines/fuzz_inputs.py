@@ -180,10 +180,6 @@ def one(name: str, transform: Callable[[bytes], bytes] = lambda b: b) -> Callabl
     return lambda data: {name: transform(data)}
 
 
-def _with(name: str, extra: Callable[[], dict[str, bytes]]) -> Callable[[bytes], dict[str, bytes]]:
-    return lambda data: {name: data, **extra()}
-
-
 def _gz(data: bytes) -> bytes:
     return gzip.compress(data, mtime=0)
 

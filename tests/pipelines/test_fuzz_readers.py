@@ -14,12 +14,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data_specs.errors import GlamkitError
 from data_specs.records import write_jsonl_gz
 from pipelines.readers import READERS, ReadContext, multistream_ranges, read_mediawiki
 from pipelines.sources import SourceStats
 from tests.conftest import FUZZ_MULTIPLIER
 from tests.pipelines.fuzz_inputs import TARGETS, Target, multistream, mutations, wiki_xml
-from tests.pipelines.fuzz_rule import Outcome, lay_out, through_sources_stage, through_writer
+from tests.pipelines.fuzz_rule import Outcome, check_failure, lay_out, through_sources_stage, through_writer
 
 pytestmark = [pytest.mark.fuzz]
 BY_NAME = {t.name: t for t in TARGETS}
@@ -61,9 +62,6 @@ def test_mutated_input_is_read_counted_or_refused_in_one_line(name: str) -> None
 # ------------------------------------------------------------------------------------------------ multistream
 def _read_ranges(dump: Path, index: Path, out: Path) -> Outcome:
     """A multistream dump read range by range, as a Beam job splits it, through the sources stage's writer."""
-    from data_specs.errors import GlamkitError
-    from tests.pipelines.fuzz_rule import check_failure
-
     stats = SourceStats("wikipedia")
     ctx = ReadContext("fuzz-multistream", "wikipedia", {}, (str(dump.parent),), stats.errors, stats.skipped)
     try:
@@ -105,7 +103,6 @@ def test_mutated_pickles_never_reach_past_the_allow_list() -> None:
     if the check were gone), gives a dict or a one-line GlamkitError, and calls nothing outside its list."""
     import zlib
 
-    from data_specs.errors import GlamkitError
     from pipelines.readers.usenet import load_bunch
     from tests.pipelines.fuzz_inputs import package_file
 
