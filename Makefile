@@ -15,13 +15,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 BENCH_VENV ?= .bench-venv
 
-.PHONY: help setup demo study test test-fast lint bench check-report lock clean
+.PHONY: help setup demo study test test-fast fuzz lint bench check-report lock clean
 
 help:
 	@echo "make demo       set up .venv and run the GLaM recipe end to end on the demo data ($(RUN))"
 	@echo "make study      the filtered-vs-unfiltered data-quality study on the demo data (runs/study-demo)"
 	@echo "make test       set up and run the whole test suite, slow tests included"
 	@echo "make test-fast  the quick inner loop (no slow tests)"
+	@echo "make fuzz       the fuzz suite with $(FUZZ_MULTIPLIER)x the examples of make test, drawn from FUZZ_SEED=$(FUZZ_SEED)"
 	@echo "make bench      run the benchmarks under bench/ and print their tables (builds $(BENCH_VENV) with datatrove)"
 	@echo "make check-report  open $(RUN)/report.html in headless Chromium and fail if a plot is empty"
 	@echo "make lint       ruff"
@@ -48,6 +49,14 @@ test: setup
 
 test-fast: setup
 	$(BIN)/python -m pytest -m "not slow" -x -q $(PYTEST_ARGS)
+
+# The fuzz suite (tests marked `fuzz`) with FUZZ_MULTIPLIER times the examples `make test` runs (there: a fixed
+# number, derandomized); here drawn from FUZZ_SEED, so another seed explores other inputs. README: "Bad input, fuzzed".
+FUZZ_MULTIPLIER ?= 20
+FUZZ_SEED ?= 0
+fuzz: setup
+	GLAMKIT_FUZZ_MULTIPLIER=$(FUZZ_MULTIPLIER) $(BIN)/python -m pytest -m fuzz -q -p no:cacheprovider \
+		--hypothesis-profile=fuzz --hypothesis-seed=$(FUZZ_SEED) $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

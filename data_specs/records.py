@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,40 @@ class Document:
         return cls(row["id"], row["component"], row["source"], row["text"], url, dict(meta))
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(value: str) -> tuple[str, bool]:
+    """(`value` with every lone surrogate as U+FFFD, whether it held one). A surrogate is half of a UTF-16 pair: an
+    emoji cut in half in scraped JSON (`"\\ud83d"`) or a strange codec's output; no UTF-8 writer can encode one.
+    Two halves that form a pair are joined into their character."""
+    if value.isascii() or not _LONE_SURROGATE.search(value):
+        return value, False
+    return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace"), True
+
+
+def doc_without_surrogates(doc: Document) -> tuple[Document, bool]:
+    """(`doc` with no lone surrogate in any field, whether one was repaired): what every writer accepts."""
+    strings = [doc.id, doc.source, doc.text, doc.url or "", *doc.meta, *doc.meta.values()]
+    if not any(without_surrogates(s)[1] for s in strings):
+        return doc, False
+
+    def fix(s: str) -> str:
+        return without_surrogates(s)[0]
+
+    meta = {fix(k): fix(v) for k, v in doc.meta.items()}
+    return Document(fix(doc.id), doc.component, fix(doc.source), fix(doc.text), doc.url and fix(doc.url), meta), True
+
+
+def json_value(text: str | bytes) -> Any:
+    """`json.loads`, with JSON nested deeper than Python's parser can go raised as a JSONDecodeError (which every
+    reader counts) rather than a RecursionError (which escapes as an internal error)."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", "", 0) from None
+
+
 def make_doc_id(source: str, locator: str) -> str:
     """A stable id from the source name and the document's position or URL: readable prefix, hashed locator."""
     digest = hashlib.blake2b(locator.encode("utf-8", "surrogatepass"), digest_size=10).hexdigest()
@@ -131,7 +166,8 @@ def docs_to_table(docs: Iterable[Document]) -> pa.Table:
 def write_parquet(
     path: str | Path, docs: Iterable[Document], provenance: Mapping[str, Any] | None = None, batch: int = 1024
 ) -> int:
-    """Write records as Parquet, `provenance` (spec hash, upstream hashes) in the schema metadata."""
+    """Write records as Parquet, `provenance` (spec hash, upstream hashes) in the schema metadata, each page with
+    its CRC (zstd stores text it cannot shrink as is: without the CRC a flipped byte would change a text unseen)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     schema = DOCUMENT_SCHEMA
@@ -140,7 +176,7 @@ def write_parquet(
     tmp = atomic_path(path)
     n = 0
     try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+        with pq.ParquetWriter(tmp, schema, compression="zstd", write_page_checksum=True) as writer:
             chunk: list[Document] = []
             for doc in docs:
                 chunk.append(doc)
@@ -167,14 +203,14 @@ def read_jsonl_gz(path: str | Path) -> Iterator[Document]:
             if not line.strip():
                 continue
             try:
-                yield Document.from_dict(json.loads(line))
+                yield Document.from_dict(json_value(line))
             except (ValueError, TypeError) as exc:
                 raise GlamkitError(f"{path}:{lineno}: bad document record: {exc}") from exc
 
 
 def read_parquet(path: str | Path, batch_size: int = 1024) -> Iterator[Document]:
     """Stream records from a Parquet file batch by batch (constant memory in the number of rows)."""
-    with pq.ParquetFile(path) as f:
+    with pq.ParquetFile(path, page_checksum_verification=True) as f:
         for batch in f.iter_batches(batch_size=batch_size, columns=list(_FIELDS)):
             for row in batch.to_pylist():
                 yield Document.from_dict(row)

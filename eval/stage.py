@@ -18,9 +18,13 @@ from filters.holdout import is_eval_holdout
 from filters.normalize import normalize_document
 
 
-def source_documents(sources_dir: Path, seed: int, fraction: float, heldout: bool) -> Iterator[Document]:
-    """The held-out (or, heldout=False, the other) source documents, normalised as the curate job normalises them."""
+def source_documents(sources_dir: Path, seed: int, fraction: float, heldout: bool,
+                     names: frozenset[str] | None = None) -> Iterator[Document]:
+    """The held-out (or, heldout=False, the other) source documents, normalised as the curate job normalises them;
+    of the sources in `names` only (the mixture's: the sources stage also reads its classifier's)."""
     for path in sorted(sources_dir.glob("*.jsonl.gz")):
+        if names is not None and path.name.removesuffix(".jsonl.gz") not in names:
+            continue
         for doc in read_documents(path):
             if is_eval_holdout(doc.id, seed, fraction) == heldout:
                 yield dataclasses.replace(doc, text=normalize_document(doc.text))
@@ -30,12 +34,13 @@ def make_tasks(sources_dir: Path, mixture: MixtureSpec, log: logging.Logger | No
                ) -> tuple[Tasks, dict[str, int]]:
     """The built-in tasks from the documents the mixture holds out, without the examples the curate job's
     decontamination cannot clean (`drop_common_phrase_examples`); and how many were left out per task."""
+    names = frozenset(n for c in mixture.components.values() for n in c.sources)
     args = (sources_dir, mixture.seed, mixture.eval_holdout_fraction)
-    tasks = build_tasks(source_documents(*args, heldout=True), mixture.seed)
+    tasks = build_tasks(source_documents(*args, heldout=True, names=names), mixture.seed)
     dedup = mixture.dedup
     if not (dedup.decontaminate and dedup.builtin_tasks and dedup.decontaminate_common_documents is not None):
         return tasks, {}
-    pool = (doc.text for doc in source_documents(*args, heldout=False))
+    pool = (doc.text for doc in source_documents(*args, heldout=False, names=names))
     tasks, dropped = drop_common_phrase_examples(tasks, pool, dedup.decontaminate_ngram,
                                                  dedup.decontaminate_common_documents)
     if log is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
@@ -41,9 +41,17 @@ URL_DIRECTORY = "url_directory"
 HOST = "host"
 
 
+def _split(url: str | None) -> SplitResult | None:
+    try:
+        return urlsplit(url) if url else None
+    except ValueError:  # a URL urlsplit refuses (`http://[x`): as if there were none
+        return None
+
+
 def page_host(doc: Document) -> str | None:
     """A web document's host: its URL's (without www.), else the group its reader gave it (a host, or the page)."""
-    host = (urlsplit(doc.url).hostname or "").removeprefix("www.") if doc.url else ""
+    parts = _split(doc.url)
+    host = (parts.hostname or "").removeprefix("www.") if parts else ""
     return host or doc.meta.get("group")
 
 
@@ -57,8 +65,8 @@ def group_of(doc: Document, group_key: str) -> str:
             return f"host:{page_host(doc)}"
         group_key = "group"
     if group_key == URL_DIRECTORY:
-        if doc.component == "web" and doc.url:
-            parts = urlsplit(doc.url)
+        parts = _split(doc.url)
+        if doc.component == "web" and parts:
             return f"{doc.source}:{parts.netloc}{posixpath.dirname(parts.path)}"
         group_key = "group"
     return f"{doc.source}:{doc.meta.get(group_key) or doc.id}"
@@ -88,7 +96,9 @@ def build_sets(spec: ClassifierSpec, docs_by_source: Mapping[str, Iterable[Docum
     for label, samples in ((1, spec.positives), (0, spec.negatives)):
         for sample in samples:
             if sample.source not in docs_by_source:
-                raise GlamkitError(f"classifier {spec.name}: no documents for source {sample.source!r} (read it first)")
+                raise GlamkitError(f"classifier {spec.name}: no documents for source {sample.source!r}: the sources "
+                                   "stage reads every source a mixture's classifier spec names; rerun it (`glamkit "
+                                   "sources read --spec MIXTURE --run RUN --force`)")
             for doc in _sample(docs_by_source[sample.source], sample, spec.seed):
                 if doc.text.strip():
                     examples.append(Example(doc.id, doc.text, label, doc.source, doc.component,

@@ -10,6 +10,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from data_specs.records import without_surrogates
+
 DEFAULT_EXTRACTOR = "trafilatura_recall"  # best F1 in bench/extract.py (README)
 
 _HTML_SNIFF = re.compile(rb"<(!doctype\s+html|html|head|body|title|div|p|article|main|table|span|a)[\s>/]", re.I)
@@ -141,9 +143,11 @@ def decode_html(data: bytes, declared: str | None = None) -> tuple[str, bool]:
     candidates = [c for c in (declared, _meta_charset(data), "utf-8") if c]
     for enc in candidates:
         try:
-            return data.decode(_norm(enc)), True
-        except (UnicodeDecodeError, LookupError):
+            text = data.decode(_norm(enc))
+        except (UnicodeError, LookupError):  # undecodable, unknown, or not a charset at all (punycode, idna)
             continue
+        if not without_surrogates(text)[1]:  # a codec such as unicode_escape can make lone surrogates: not text
+            return text, True
     from resiliparse.parse.encoding import bytes_to_str, detect_encoding
 
     return bytes_to_str(data, detect_encoding(data)), False

@@ -20,6 +20,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import json
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,8 +29,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
-from data_specs.records import COMPONENTS, DOCUMENT_SCHEMA, Document
+from data_specs.records import COMPONENTS, DOCUMENT_SCHEMA, Document, json_value
 from data_specs.specs import KeepRuleSpec, RulesSpec
 from filters.holdout import is_eval_holdout  # the eval tasks' own rule: held out there, dropped here
 from filters.keep import TopFractionCutoff, apply_keep_rule
@@ -139,21 +141,34 @@ def open_binary(path: str) -> Any:
 
 
 def _raw_records(split: InputSplit) -> Iterator[RawRecord]:
+    """The split's records, undecoded. A file that cannot be read as a whole (cut short, not gzip, not Parquet) fails
+    the job with one line naming it and where: its records cannot be told apart, so none would be counted."""
     name = split.path.rsplit("/", 1)[-1]
     if split.path.endswith(".parquet"):
         import pyarrow.parquet as pq
 
-        with open_binary(split.path) as f:
-            table = pq.ParquetFile(f).read_row_group(split.part)
-        table = table.cast(_binary_schema(table.schema))
-        for i, row in enumerate(table.to_pylist()):
+        try:
+            with open_binary(split.path) as f:
+                table = pq.ParquetFile(f, page_checksum_verification=True).read_row_group(split.part)
+            table = table.cast(_binary_schema(table.schema))
+            rows = table.to_pylist()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise GlamkitError(f"{split.path}: row group {split.part}: not a readable Parquet file of document "
+                               f"records ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        for i, row in enumerate(rows):
             yield RawRecord(split.source, split.component, f"{name}:rg{split.part}:row{i}", row)
         return
     with open_binary(split.path) as raw:
         stream = gzip.GzipFile(fileobj=raw) if split.path.endswith(".gz") else raw
-        for lineno, line in enumerate(stream, 1):
-            if line.strip():
-                yield RawRecord(split.source, split.component, f"{name}:{lineno}", line)
+        lineno = 0
+        try:
+            for lineno, line in enumerate(stream, 1):
+                if line.strip():
+                    yield RawRecord(split.source, split.component, f"{name}:{lineno}", line)
+        except (EOFError, OSError, zlib.error) as exc:
+            raise GlamkitError(f"{split.path}: byte {raw.tell()} (after line {lineno}): the file is damaged "
+                               f"({exc or type(exc).__name__}); rerun its stage (glamkit sources read --force)"
+                               ) from None
 
 
 def _binary_schema(schema: pa.Schema) -> pa.Schema:
@@ -174,8 +189,11 @@ def _binary_schema(schema: pa.Schema) -> pa.Schema:
 def parquet_splits(source: str, component: str, path: str) -> list[InputSplit]:
     import pyarrow.parquet as pq
 
-    with open_binary(path) as f:
-        n = pq.ParquetFile(f).metadata.num_row_groups
+    try:
+        with open_binary(path) as f:
+            n = pq.ParquetFile(f).metadata.num_row_groups
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise GlamkitError(f"{path}: byte 0: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     return [InputSplit(source, component, path, i) for i in range(max(n, 1))]
 
 
@@ -220,7 +238,7 @@ def decode_record(raw: RawRecord) -> Document:
     if isinstance(raw.payload, bytes):
         line = _text(raw.payload, "line")
         try:
-            row = json.loads(line)
+            row = json_value(line)
         except json.JSONDecodeError as exc:
             raise RecordError(f"bad_json: {exc.msg} at char {exc.pos}") from None
         if not isinstance(row, dict):
@@ -229,13 +247,15 @@ def decode_record(raw: RawRecord) -> Document:
         row = dict(raw.payload)
     row = {k: _text(v, k) for k, v in row.items()}
     meta = row.get("meta")
-    if isinstance(meta, list):  # a Parquet map: (key, value) pairs
-        row["meta"] = {_text(k, "meta"): _text(v, "meta") for k, v in meta}
-    elif isinstance(meta, dict):
-        row["meta"] = {_text(k, "meta"): _text(v, "meta") for k, v in meta.items()}
     try:
+        if isinstance(meta, list):  # a Parquet map: (key, value) pairs
+            row["meta"] = {_text(k, "meta"): _text(v, "meta") for k, v in meta}
+        elif isinstance(meta, dict):
+            row["meta"] = {_text(k, "meta"): _text(v, "meta") for k, v in meta.items()}
         doc = Document.from_dict(row)
-    except (ValueError, TypeError) as exc:
+    except RecordError:
+        raise
+    except (ValueError, TypeError) as exc:  # meta that is not string pairs, or what from_dict refuses
         raise RecordError(f"schema: {exc}") from None
     if doc.component != raw.component:
         raise RecordError(f"schema: component {doc.component!r}, but source {raw.source!r} feeds {raw.component!r}")

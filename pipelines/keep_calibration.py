@@ -43,7 +43,8 @@ def candidate_scores(run_dir: Path, spec: MixtureSpec, model_dir: Path) -> Candi
                           f"score in {curated}")
     from pipelines.classifier_job import load_sources
 
-    docs = [d for ds in load_sources(run_dir).values() for d in ds if d.component in comps]
+    mixed = {n for c in spec.components.values() for n in c.sources}  # not the sources read for the classifier only
+    docs = [d for name, ds in load_sources(run_dir).items() if name in mixed for d in ds if d.component in comps]
     if not docs:
         raise GlamkitError(f"{run_dir}/sources: no {', '.join(comps)} documents to calibrate on")
     scores = load_classifier(model_dir).score([d.text for d in docs]).astype(np.float64)

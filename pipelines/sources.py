@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from data_specs.errors import GlamkitError
+from data_specs.errors import GlamkitError, SpecError
 from data_specs.hashing import uniform
 from data_specs.records import COMPONENTS, Document
-from data_specs.specs import MixtureSpec, SourceSpec, load
+from data_specs.specs import MixtureSpec, SourceSpec, load, spec_path
 from filters.langid import language_meta
 from pipelines.fetch import FetchUnavailable, cached, fetch_package
 from pipelines.readers import READERS, ReadContext
@@ -34,12 +34,41 @@ def mixture_sources(mixture: str | Path | MixtureSpec) -> list[SourceSpec]:
     for comp in COMPONENTS:
         if comp in spec.components:
             names += [n for n in spec.components[comp].sources if n not in names]
-    sources = [load("sources", n) for n in names]
+    sources = [source_spec(n, f"mixture {spec.name}") for n in names]
     for comp, src in ((c, s) for c in spec.components for s in sources if s.name in spec.components[c].sources):
         if src.component != comp:
             raise GlamkitError(f"mixture {spec.name}: source {src.name!r} is listed under {comp} but feeds "
                                f"{src.component}")
     return sources
+
+
+def source_spec(name: str, asked_by: str) -> SourceSpec:
+    """The source spec `name`, or an error naming the spec that asks for it and how to add it."""
+    try:
+        return load("sources", name)
+    except SpecError as exc:
+        if "no sources spec named" not in str(exc):
+            raise
+        raise GlamkitError(f"{asked_by} uses source {name!r}, which has no spec: add data_specs/sources/{name}.yaml "
+                           f"(copy a template, data_specs/sources/my-*.yaml) or remove it from {asked_by}") from None
+
+
+def classifier_only_sources(mixture: str | Path | MixtureSpec) -> list[SourceSpec]:
+    """The sources the mixture's quality classifier spec trains on that the mixture itself does not name (none when
+    the mixture has no quality filter, or names an already trained model folder)."""
+    spec = mixture if isinstance(mixture, MixtureSpec) else load("mixtures", mixture)
+    if spec.quality is None or (Path(spec.quality.classifier) / "classifier.json").exists():
+        return []
+    clf = load("classifier", spec.quality.classifier)
+    mixed = {n for c in spec.components.values() for n in c.sources}
+    names = list(dict.fromkeys(s.source for s in (*clf.positives, *clf.negatives) if s.source not in mixed))
+    return [source_spec(n, f"classifier {clf.name} ({spec_path('classifier', spec.quality.classifier)})")
+            for n in names]
+
+
+def recipe_sources(mixture: str | Path | MixtureSpec) -> list[SourceSpec]:
+    """Every source a stage of the recipe reads: the mixture's, then those only its classifier spec names."""
+    return mixture_sources(mixture) + classifier_only_sources(mixture)
 
 
 def fetch_sources(sources: list[SourceSpec], cache: Path | None = None) -> dict[str, str]:
@@ -230,5 +259,9 @@ def format_table(stats: dict[str, Any]) -> str:
     missing = [n for n, s in stats["sources"].items() if s.get("unavailable")]
     if missing:
         lines.append("unavailable (skipped): " + ", ".join(missing))
+    extra = [f"{n} ({s['component']}, {s['documents']:,} documents)" for n, s in stats["sources"].items()
+             if s.get("for") == "classifier" and not s.get("unavailable")]
+    if extra:
+        lines.append("read for the quality classifier only: " + ", ".join(extra))
     lines += [f"warning: {w}" for w in group_warnings(stats)]
     return "\n".join(lines)

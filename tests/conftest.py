@@ -5,12 +5,24 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
+
+# The fuzz suite (tests/pipelines/test_fuzz_*.py): in `make test` a fixed number of examples per target, drawn
+# deterministically (derandomize: the same inputs on every run and machine); `make fuzz` multiplies the examples by
+# GLAMKIT_FUZZ_MULTIPLIER and draws them from --hypothesis-seed (profile "fuzz"). No example database is kept.
+FUZZ_MULTIPLIER = int(os.environ.get("GLAMKIT_FUZZ_MULTIPLIER", "1"))
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example]
+settings.register_profile("default", derandomize=True, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=_QUIET)
+settings.register_profile("fuzz", derandomize=False, database=None, deadline=None, print_blob=True,
+                          suppress_health_check=_QUIET)
+settings.load_profile("default")
 
 
 @pytest.fixture(scope="session")

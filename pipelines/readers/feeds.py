@@ -19,6 +19,8 @@ from pipelines.readers.tabular import domain
 
 FEED_ITEM = "feed_item"
 _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9_\-.:]+)["']""")
+_CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+_ENTITY = re.compile(r"<!ENTITY", re.I)  # declared entities are never expanded nor fetched (parse_feed)
 _SOURCE_COMMENT = re.compile(r"<!--\s*Source:\s*(https?://\S+)")
 _BODIES = ("encoded", "content", "description", "summary")  # content:encoded first: the full post
 _DATES = ("pubDate", "published", "updated", "date")
@@ -87,6 +89,22 @@ def _html_text(fragment: str) -> str:
     return baseline_all_text(fragment).strip()
 
 
+def valid_char_refs(text: str) -> tuple[str, int]:
+    """(`text` with every character reference to a code point XML forbids, such as `&#xD800;`, as `&#xFFFD;`, how
+    many). libxml2's recovery keeps a surrogate's reference as bytes no codec can decode, failing later reads."""
+    if "&#" not in text:
+        return text, 0
+
+    def fix(m: re.Match[str]) -> str:
+        digits = m.group(1) or m.group(2)
+        n = int(digits, 16 if m.group(1) else 10) if len(digits) <= 8 else -1
+        ok = n in (0x9, 0xA, 0xD) or 0x20 <= n <= 0xD7FF or 0xE000 <= n <= 0xFFFD or 0x10000 <= n <= 0x10FFFF
+        return m.group(0) if ok else "&#xFFFD;"
+
+    fixed = _CHAR_REF.sub(fix, text)
+    return fixed, sum(a != b for a, b in zip(_CHAR_REF.findall(text), _CHAR_REF.findall(fixed), strict=True))
+
+
 def parse_feed(text: str) -> Any:
     """The feed's root element (lxml, recovering from malformed XML; no entities expanded, no network), or None."""
     from lxml import etree
@@ -107,8 +125,13 @@ def read_feed(path: str, ctx: ReadContext) -> Iterator[Document]:
     data = read_whole(path, ctx, int(ctx.opt("max_feed_bytes", 64 * MiB)))
     if data is None:
         return
-    text = _decode(data, path, ctx)
+    text, bad_refs = valid_char_refs(_decode(data, path, ctx))
+    if bad_refs:
+        ctx.error("invalid_char_ref_replaced", path, f"{bad_refs} references to code points XML forbids")
     root = parse_feed(text)
+    if root is None and _ENTITY.search(text):  # a billion-laughs or external-entity feed: libxml2 gives up on it
+        ctx.refuse_entities(path, "the feed declares XML entities and does not parse without them")
+        return
     if root is None:
         ctx.error("bad_feed", path, "not parseable as XML")
         return

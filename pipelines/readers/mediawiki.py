@@ -16,35 +16,53 @@ from collections.abc import Iterator
 from typing import IO
 from xml.etree import ElementTree as ET
 
+from data_specs.errors import GlamkitError
 from data_specs.records import Document
-from pipelines.readers.base import DECOMPRESS_ERRORS, MiB, ReadContext, check_size, decompressing, offset, open_raw
+from pipelines.readers.base import (
+    DECOMPRESS_ERRORS,
+    MiB,
+    ReadContext,
+    bounded_lines,
+    capped,
+    check_size,
+    compressed_position,
+    decompressing,
+    max_ratio,
+    offset,
+    open_raw,
+)
 from pipelines.readers.wikitext import wikitext_to_text
 
 _BASE = re.compile(rb"<base>(.*?)</base>")
+_DECLARATION = re.compile(rb"<!(DOCTYPE|ENTITY)", re.I)
 
 
 def read_mediawiki(path: str, ctx: ReadContext, start: int = 0, end: int | None = None) -> Iterator[Document]:
     """Articles (namespace 0, not redirects) of a dump, or of the byte range [start, end) of a multistream dump.
 
     Options: `namespaces` (list of ints, default [0]), `base_url` (article URL prefix; default from the dump's
-    siteinfo), `max_page_bytes` (default 16 MiB; MediaWiki itself caps a revision at 2 MiB).
+    siteinfo), `max_page_bytes` (default 16 MiB; MediaWiki itself caps a revision at 2 MiB). A dump that declares
+    a DTD or entities (MediaWiki exports never do: a billion-laughs or external-entity attack) is refused unread.
     """
-    if not start and not check_size(path, ctx, 1 << 62):
+    whole = not start and end is None
+    if whole and not check_size(path, ctx, 1 << 62):
         return
     namespaces = {str(n) for n in ctx.opt("namespaces", [0])}
     limit = int(ctx.opt("max_page_bytes", 16 * MiB))
     base_url = ctx.opt("base_url") or _site_base(path)
     name = path.rsplit("/", 1)[-1]
+    if not whole and (not path.endswith(".bz2") or start < 0 or (end is not None and end < start)):
+        raise GlamkitError(f"{path}: byte {start}: a byte range [{start}, {end}) needs a bz2 multistream dump and "
+                           "start <= end")
     raw = open_raw(path)
     try:
-        if start or end is not None:
-            if not path.endswith(".bz2"):
-                raise ValueError("byte ranges need a bz2 multistream dump")
+        if not whole:
             raw.seek(start)
-            stream: IO[bytes] = bz2.BZ2File(_Window(raw, start, end))  # type: ignore[arg-type]
+            stream: IO[bytes] = capped(bz2.BZ2File(_Window(raw, start, end)),  # type: ignore[arg-type]
+                                       compressed_position(raw, start), max_ratio(ctx))
         else:
-            stream = decompressing(raw, path)
-        for page in _pages(stream, raw, path, ctx, limit):
+            stream = decompressing(raw, path, max_ratio(ctx))
+        for page in _pages(stream, raw, path, ctx, limit, whole):
             doc = _article(page, name, path, ctx, namespaces, base_url)
             if doc is not None:
                 yield doc
@@ -52,32 +70,55 @@ def read_mediawiki(path: str, ctx: ReadContext, start: int = 0, end: int | None 
         raw.close()
 
 
-def _pages(stream: IO[bytes], raw: IO[bytes], path: str, ctx: ReadContext, limit: int) -> Iterator[bytes]:
-    buf: list[bytes] | None = None
-    size = 0
-    oversized = False
+_OPEN, _CLOSE, _END = b"<page>", b"</page>", b"</mediawiki>"
+_CHUNK = 1 << 16
+_KEEP = 16  # bytes carried over between chunks: longer than any tag searched for
+
+
+def _pages(stream: IO[bytes], raw: IO[bytes], path: str, ctx: ReadContext, limit: int, whole: bool
+           ) -> Iterator[bytes]:
+    """Each `<page>...</page>` of the stream, found by scanning chunks (any line layout: one page per line, the whole
+    dump on one line, CR line ends), holding at most one page (`limit` bytes) and one chunk in memory."""
+    page: bytearray | None = None
+    oversized = ended = False
+    pending = b""  # the end of the last chunk, which may hold the start of a tag
     try:
-        for line in stream:
-            if buf is None:
-                if b"<page>" in line:
-                    buf, size, oversized = [line], len(line), False
-                continue
-            if not oversized:
-                buf.append(line)
-                size += len(line)
-                if size > limit:
-                    oversized, buf = True, [b""]
-            if b"</page>" in line:
+        while chunk := stream.read(_CHUNK):
+            data, pos = pending + chunk, 0
+            if b"<!" in data and _DECLARATION.search(data):
+                ctx.refuse_entities(f"{path} near {offset(raw)}", "the dump declares a DTD or XML entities, which "
+                                    "MediaWiki exports never do")
+                return
+            while True:
+                if page is None:
+                    i = data.find(_OPEN, pos)
+                    ended = ended or data.find(_END, pos, i if i >= 0 else len(data)) >= 0
+                    if i < 0:
+                        pending = data[max(pos, len(data) - _KEEP) :]
+                        break
+                    page, oversized, pos = bytearray(_OPEN), False, i + len(_OPEN)
+                j = data.find(_CLOSE, pos)
+                stop = j + len(_CLOSE) if j >= 0 else max(pos, len(data) - _KEEP)
+                if not oversized:
+                    page += data[pos:stop]
+                    if len(page) > limit:
+                        oversized, page = True, bytearray()
+                pos = stop
+                if j < 0:
+                    pending = data[pos:]
+                    break
                 if oversized:
                     ctx.error("too_large", f"{path} near {offset(raw)}", f"page over {limit} bytes")
                 else:
-                    yield b"".join(buf)
-                buf = None
+                    yield bytes(page)
+                page = None
     except DECOMPRESS_ERRORS as exc:
-        ctx.error("truncated", f"{path} at compressed {offset(raw)}", str(exc) or type(exc).__name__)
+        ctx.broken(exc, f"{path} at compressed {offset(raw)}")
         return
-    if buf is not None:
+    if page is not None:
         ctx.error("truncated", f"{path} at {offset(raw)}", "the dump ends inside a <page>")
+    elif whole and not (ended or _END in pending):
+        ctx.error("truncated", f"{path} at {offset(raw)}", "the dump ends before </mediawiki>")
 
 
 def _article(
@@ -127,10 +168,10 @@ def _first_bytes(raw: IO[bytes], path: str, limit: int) -> bytes:
         if path.endswith(".bz2"):
             dec = bz2.BZ2Decompressor()
             while not dec.eof and len(out) < limit and b"</siteinfo>" not in out and b"<page>" not in out:
-                chunk = raw.read(64 * 1024)
-                if not chunk:
+                chunk = raw.read(64 * 1024) if dec.needs_input else b""
+                if not chunk and dec.needs_input:
                     break
-                out += dec.decompress(chunk)
+                out += dec.decompress(chunk, max_length=limit)  # a bomb's first stream expands no further
         else:
             out = decompressing(raw, path).read(limit)
     except DECOMPRESS_ERRORS:
@@ -140,27 +181,36 @@ def _first_bytes(raw: IO[bytes], path: str, limit: int) -> bytes:
 
 # -------------------------------------------------------------------------------------------------- multistream
 def multistream_offsets(index_path: str) -> list[int]:
-    """Distinct stream offsets from a multistream index (`offset:page_id:title` lines, plain or .bz2), in order."""
+    """Distinct stream offsets from a multistream index (`offset:page_id:title` lines, plain or .bz2), in order.
+    Lines that are not index lines are passed over; an offset that goes backwards or a damaged index fails, naming
+    the index and where."""
     offsets: list[int] = []
-    raw = open_raw(index_path)
-    with raw, io.TextIOWrapper(decompressing(raw, index_path), encoding="utf-8") as lines:
-        for line in lines:
-            head = line.split(":", 1)[0]
-            if head.isdigit():
+    with open_raw(index_path) as raw:
+        try:
+            for lineno, line in enumerate(bounded_lines(decompressing(raw, index_path), MiB), 1):
+                head = (line or b"").split(b":", 1)[0]
+                if not (head.isdigit() and head.isascii()):
+                    continue
                 off = int(head)
+                if offsets and off < offsets[-1]:
+                    raise GlamkitError(f"{index_path}: line {lineno} (at {offset(raw)}): stream offset {off} comes "
+                                       f"after {offsets[-1]}: not the index of a multistream dump")
                 if not offsets or off != offsets[-1]:
                     offsets.append(off)
+        except DECOMPRESS_ERRORS as exc:
+            raise GlamkitError(f"{index_path}: at compressed {offset(raw)}: the index is damaged ({exc})") from None
     return offsets
 
 
 def multistream_ranges(index_path: str, streams_per_range: int = 1) -> list[tuple[int, int | None]]:
-    """Byte ranges [start, end) covering every indexed stream, `streams_per_range` streams each (end None: EOF).
+    """Byte ranges [start, end) covering the whole dump, `streams_per_range` indexed streams each (end None: EOF).
 
     Each range decompresses on its own, so `read_mediawiki(dump, ctx, start, end)` over all ranges yields exactly
-    the pages of a sequential read: the unit a Beam job splits a 20 GB dump into.
+    the pages of a sequential read: the unit a Beam job splits a 20 GB dump into. The first range starts at byte
+    0 (the siteinfo stream, which the index leaves out), so a damaged index loses no page: a range that does not
+    start on a stream is counted `truncated` by the reader.
     """
-    offsets = multistream_offsets(index_path)
-    starts = offsets[::streams_per_range]
+    starts = [0, *multistream_offsets(index_path)[::streams_per_range][1:]]
     return [(s, starts[i + 1] if i + 1 < len(starts) else None) for i, s in enumerate(starts)]
 
 

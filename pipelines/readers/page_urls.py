@@ -21,9 +21,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from data_specs.errors import GlamkitError
-from pipelines.readers.base import ReadContext, open_raw
+from data_specs.records import json_value
+from pipelines.readers.base import MiB, ReadContext, open_raw
 
 KINDS = ("json_index", "python_dict", "sidecar_json", "page")
+MAX_INDEX_BYTES = 256 * MiB  # a URL index (formasaurus' is 0.6 MB)
+MAX_SIDECAR_BYTES = 1 * MiB  # one page's JSON
 
 
 def page_url(path: str, ctx: ReadContext) -> str | None:
@@ -55,34 +58,53 @@ def _index_file(opt: Mapping[str, Any], ctx: ReadContext) -> str:
 def _load_index(kind: str, opt: Mapping[str, Any], ctx: ReadContext) -> dict[str, str]:
     path = _index_file(opt, ctx)
     with open_raw(path) as f:
-        data = f.read()
+        data = f.read(MAX_INDEX_BYTES + 1)
+    if len(data) > MAX_INDEX_BYTES:
+        raise GlamkitError(f"{path}: byte {MAX_INDEX_BYTES}: a URL index over {MAX_INDEX_BYTES} bytes")
     if kind == "json_index":
-        try:
-            index = json.loads(data)
-        except ValueError as exc:
-            raise GlamkitError(f"{path}: not JSON ({exc})") from None
-        return {os.path.basename(k): v["url"] for k, v in index.items() if isinstance(v, dict) and v.get("url")}
+        index = _json(data, path)
+        if not isinstance(index, dict):
+            raise GlamkitError(f"{path}: byte 0: not a JSON object of pages, but a {type(index).__name__}")
+        return {os.path.basename(k): v["url"] for k, v in index.items()
+                if isinstance(v, dict) and isinstance(v.get("url"), str) and v["url"]}
     name = opt.get("name", "MOCK_PAGES")
     try:
         tree = ast.parse(data, path)
-    except SyntaxError as exc:
-        raise GlamkitError(f"{path}: cannot parse as Python ({exc.msg}, line {exc.lineno})") from None
+    except (SyntaxError, ValueError, UnicodeError, LookupError, RecursionError, MemoryError) as exc:
+        where = f"line {exc.lineno}" if isinstance(exc, SyntaxError) and exc.lineno else "byte 0"
+        msg = exc.msg if isinstance(exc, SyntaxError) else str(exc) or type(exc).__name__
+        raise GlamkitError(f"{path}: {where}: cannot parse as Python ({msg})".splitlines()[0]) from None
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             try:
                 mapping = ast.literal_eval(node.value)
-            except ValueError:
-                raise GlamkitError(f"{path}: {name} is not a literal dict") from None
+            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+                mapping = None
+            if not isinstance(mapping, dict):
+                raise GlamkitError(f"{path}: line {node.lineno}: {name} is not a literal dict")
             return {os.path.basename(str(file)): str(url) for url, file in mapping.items()}
-    raise GlamkitError(f"{path}: no `{name} = {{...}}` assignment")
+    raise GlamkitError(f"{path}: byte 0: no `{name} = {{...}}` assignment")
+
+
+def _json(data: bytes, path: str) -> Any:
+    """A JSON document, or a one-line GlamkitError naming the file and the byte where it breaks."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise GlamkitError(f"{path}: byte {exc.start}: not UTF-8 JSON ({exc.reason})") from None
+    try:
+        return json_value(text)
+    except json.JSONDecodeError as exc:
+        where = len(text[: exc.pos].encode("utf-8", "surrogatepass"))
+        raise GlamkitError(f"{path}: byte {where}: not JSON ({exc.msg})") from None
 
 
 def _sidecar(path: str, field: str, ctx: ReadContext) -> str | None:
     stem = path.removesuffix(".gz").rsplit(".", 1)[0]
     try:
         with open_raw(stem + ".json") as f:
-            value = json.loads(f.read()).get(field)
-    except (GlamkitError, ValueError, AttributeError):
+            value = json_value(f.read(MAX_SIDECAR_BYTES)).get(field)
+    except (GlamkitError, ValueError, AttributeError):  # missing, not JSON (or cut at the cap), not an object
         ctx.skip("no_url_sidecar")
         return None
     return value if isinstance(value, str) and value else None

@@ -11,32 +11,46 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from data_specs.records import Document, read_parquet
-from pipelines.readers.base import DECOMPRESS_ERRORS, ReadContext, check_size, offset, open_stream
+from data_specs.records import DOCUMENT_SCHEMA, Document, json_value
+from pipelines.readers.base import (
+    DECOMPRESS_ERRORS,
+    MiB,
+    ReadContext,
+    bounded_lines,
+    check_size,
+    offset,
+    open_raw,
+    open_stream,
+)
 
 _RECORD_KEYS = {"id", "component", "source", "text"}
 
 
 def read_records(path: str, ctx: ReadContext) -> Iterator[Document]:
     """Documents from .jsonl / .jsonl.gz / .json.gz / .parquet. Options: `text_field` (default text),
-    `url_field` (default url), `id_field` (default id)."""
+    `url_field` (default url), `id_field` (default id), `max_doc_bytes` (a longer line is counted `too_large`;
+    default 256 MiB)."""
     if not check_size(path, ctx, 1 << 62):
         return
     if path.endswith(".parquet"):
-        yield from read_parquet(path)
+        yield from _parquet_records(path, ctx)
         return
     text_field, url_field = ctx.opt("text_field", "text"), ctx.opt("url_field", "url")
     id_field = ctx.opt("id_field", "id")
+    limit = int(ctx.opt("max_doc_bytes", 256 * MiB))
     name = ctx.relative(path)
-    with open_stream(path) as (stream, raw):
+    with open_stream(path, ctx) as (stream, raw):
         lineno = 0
         try:
-            for line in stream:
+            for line in bounded_lines(stream, limit):
                 lineno += 1
+                if line is None:
+                    ctx.error("too_large", f"{path}:{lineno}", f"line over {limit} bytes")
+                    continue
                 if not line.strip():
                     continue
                 try:
-                    row = json.loads(ctx.decode(line, f"{path}:{lineno}"))
+                    row = json_value(ctx.decode(line, f"{path}:{lineno}"))
                 except json.JSONDecodeError as exc:
                     ctx.error("bad_json", f"{path}:{lineno}", exc.msg)
                     continue
@@ -44,7 +58,37 @@ def read_records(path: str, ctx: ReadContext) -> Iterator[Document]:
                 if doc is not None:
                     yield doc
         except DECOMPRESS_ERRORS as exc:
-            ctx.error("truncated", f"{path} at {offset(raw)} (after line {lineno})", str(exc))
+            ctx.broken(exc, f"{path} at {offset(raw)} (after line {lineno})")
+
+
+def _parquet_records(path: str, ctx: ReadContext) -> Iterator[Document]:
+    """Document records from Parquet, row group by row group; a row that is not a document record, or a row group
+    that cannot be read (a damaged file), is counted."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = list(DOCUMENT_SCHEMA.names)
+    with open_raw(path) as raw:
+        try:
+            f = pq.ParquetFile(raw, page_checksum_verification=True)  # pages written with a CRC
+            groups = f.metadata.num_row_groups
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            ctx.error("bad_parquet", path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            return
+        for group in range(groups):
+            try:
+                rows = f.read_row_group(group, columns=[c for c in columns if c in f.schema_arrow.names]).to_pylist()
+            except (pa.ArrowException, OSError, ValueError) as exc:  # UnicodeDecodeError: invalid UTF-8 in a string
+                ctx.error("bad_parquet", f"{path} row group {group}", str(exc).splitlines()[0] if str(exc) else "")
+                continue
+            for i, row in enumerate(rows):
+                where = f"{path} row group {group} row {i}"
+                try:
+                    doc = Document.from_dict(row)
+                except (ValueError, TypeError) as exc:
+                    ctx.error("bad_record", where, str(exc))
+                    continue
+                yield ctx.checked(doc, where)
 
 
 def _document(
@@ -55,8 +99,8 @@ def _document(
         return None
     if _RECORD_KEYS <= set(row):
         try:
-            return Document.from_dict(row)
-        except ValueError as exc:
+            return ctx.checked(Document.from_dict(row), f"{path}:{lineno}")
+        except (ValueError, TypeError) as exc:
             ctx.error("bad_record", f"{path}:{lineno}", str(exc))
             return None
     text = row.get(text_field)
@@ -69,7 +113,8 @@ def _document(
     url = row.get(url_field) if isinstance(row.get(url_field), str) else None
     meta = {k: v for k, v in row.items() if isinstance(v, str) and k not in (text_field, url_field, id_field)}
     meta.setdefault("group", _host(url) or ctx.source)
-    locator = str(row[id_field]) if row.get(id_field) is not None else f"{name}:{lineno}"
+    given = row.get(id_field)
+    locator = str(given) if isinstance(given, (str, int, float)) else f"{name}:{lineno}"
     return ctx.document(locator, text, url, **meta)
 
 

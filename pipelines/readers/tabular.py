@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import struct
 import sys
 import zipfile
 from collections.abc import Iterator
@@ -19,7 +20,17 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from data_specs.records import Document
-from pipelines.readers.base import DECOMPRESS_ERRORS, MiB, ReadContext, check_size, offset, open_stream
+from pipelines.readers.base import (
+    DECOMPRESS_ERRORS,
+    MiB,
+    ReadContext,
+    bounded_lines,
+    capped,
+    check_size,
+    max_ratio,
+    offset,
+    open_stream,
+)
 
 csv.field_size_limit((1 << 31) - 1)
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -37,24 +48,19 @@ def read_text_lines(path: str, ctx: ReadContext) -> Iterator[Document]:
     limit = int(ctx.opt("max_doc_bytes", 64 * MiB))
     group = ctx.opt("group", ctx.source)
     name = ctx.relative(path)
-    with open_stream(path) as (stream, raw):
+    with open_stream(path, ctx) as (stream, raw):
         lineno = 0
         try:
-            while True:
-                line = stream.readline(limit + 1)
-                if not line:
-                    break
+            for line in bounded_lines(stream, limit):
                 lineno += 1
-                if len(line) > limit and not line.endswith(b"\n"):
+                if line is None:
                     ctx.error("too_large", f"{path}:{lineno}", f"line over {limit} bytes")
-                    while line and not line.endswith(b"\n"):  # skip the rest of the line, chunk by chunk
-                        line = stream.readline(limit)
                     continue
                 text = ctx.decode(line, f"{path}:{lineno}").strip()
                 if text:
                     yield ctx.document(f"{name}:{lineno}", text, None, group=group, line=str(lineno))
         except DECOMPRESS_ERRORS as exc:
-            ctx.error("truncated", f"{path} at {offset(raw)} (after line {lineno})", str(exc))
+            ctx.broken(exc, f"{path} at {offset(raw)} (after line {lineno})")
 
 
 def read_labelled_lines(path: str, ctx: ReadContext) -> Iterator[Document]:
@@ -78,29 +84,57 @@ def read_labelled_lines(path: str, ctx: ReadContext) -> Iterator[Document]:
                            line=doc.meta["line"])
 
 
+# What a damaged or hostile zip raises while its members are listed or read (besides DECOMPRESS_ERRORS): a bad
+# directory, a member name that is not UTF-8, an encrypted member (RuntimeError) or an unknown compression method.
+ZIP_ERRORS: tuple[type[BaseException], ...] = (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError,
+                                               RuntimeError, UnicodeDecodeError, struct.error)
+
+
 @contextmanager
-def _csv_members(path: str) -> Iterator[list[tuple[str, IO[bytes]]]]:
-    with open_stream(path) as (stream, raw):
+def _csv_members(path: str, ctx: ReadContext) -> Iterator[list[tuple[str, IO[bytes]]]]:
+    with open_stream(path, ctx) as (stream, raw):
         if path.endswith(".zip"):
             data = raw if raw.seekable() else io.BytesIO(raw.read())
             with zipfile.ZipFile(data) as zf:
-                names = sorted(n for n in zf.namelist() if n.lower().endswith((".csv", ".tsv")))
-                yield [(n, zf.open(n)) for n in names]
+                infos = sorted((i for i in zf.infolist() if i.filename.lower().endswith((".csv", ".tsv"))),
+                               key=lambda i: i.filename)
+                yield [(i.filename, capped(zf.open(i), lambda i=i: i.compress_size, max_ratio(ctx))) for i in infos]
         else:
             yield [("", stream)]
 
 
+def _bounded_text(text: IO[str], limit: int, where: str, ctx: ReadContext) -> Iterator[str]:
+    """The lines of a text stream for the csv module, each of at most `limit` characters in memory: a longer one is
+    skipped (counted `too_large`) and given as an empty line, which csv reads as no row."""
+    while True:
+        line = text.readline(limit + 1)
+        if not line:
+            return
+        if len(line) > limit and not line.endswith(("\n", "\r")):
+            while line and not line.endswith(("\n", "\r")):
+                line = text.readline(limit + 1)
+            ctx.error("too_large", where, f"line over {limit} characters")
+            yield ""
+            continue
+        yield line
+
+
 def iter_csv_rows(path: str, ctx: ReadContext) -> Iterator[tuple[str, int, dict[str, str]]]:
-    """(member, row number, row) for every row of every CSV member; bad rows and damaged streams are counted."""
+    """(member, row number, row) for every row of every CSV member; bad rows and damaged streams are counted. A
+    UTF-8 byte-order mark is dropped; a line or field over `max_doc_bytes` (64 MiB) is counted `too_large`."""
     if not check_size(path, ctx, sys.maxsize):
         return
     delimiter = ctx.opt("delimiter", ",")
+    encoding = ctx.opt("encoding", "utf-8")
+    limit = int(ctx.opt("max_doc_bytes", 64 * MiB))
+    csv.field_size_limit(limit)
     try:
-        with _csv_members(path) as members:
+        with _csv_members(path, ctx) as members:
             for member, binary in members:
-                text = io.TextIOWrapper(binary, encoding=ctx.opt("encoding", "utf-8"), errors="surrogateescape",
-                                        newline="")
-                reader = csv.DictReader(text, delimiter=delimiter)
+                where = f"{path}{'!' + member if member else ''}"
+                text = io.TextIOWrapper(binary, encoding="utf-8-sig" if encoding == "utf-8" else encoding,
+                                        errors="surrogateescape", newline="")
+                reader = csv.DictReader(_bounded_text(text, limit, where, ctx), delimiter=delimiter)
                 rowno = 0
                 while True:
                     try:
@@ -108,34 +142,42 @@ def iter_csv_rows(path: str, ctx: ReadContext) -> Iterator[tuple[str, int, dict[
                     except StopIteration:
                         break
                     except csv.Error as exc:
-                        ctx.error("bad_csv_row", f"{path}{'!' + member if member else ''} line {reader.line_num}",
-                                  str(exc))
+                        ctx.error("bad_csv_row", f"{where} line {reader.line_num}", str(exc))
                         continue
                     rowno += 1
                     if None in row:  # more fields than the header names
-                        ctx.error("bad_csv_row", f"{path} line {reader.line_num}", "extra fields")
+                        ctx.error("bad_csv_row", f"{where} line {reader.line_num}", "extra fields")
                         continue
                     values = {k: (v or "") for k, v in row.items()}
                     if _SURROGATE.search("".join(values.values())):  # undecodable bytes, escaped by the decoder
-                        ctx.error("invalid_utf8_replaced", f"{path} line {reader.line_num}")
+                        ctx.error("invalid_utf8_replaced", f"{where} line {reader.line_num}")
                         values = {k: _unescape(v) for k, v in values.items()}
                     yield member, rowno, values
-    except (zipfile.BadZipFile, *DECOMPRESS_ERRORS) as exc:
-        ctx.error("truncated", path, str(exc) or type(exc).__name__)
+    except (*ZIP_ERRORS, *DECOMPRESS_ERRORS) as exc:
+        ctx.broken(exc, path)
 
 
 def domain(url: str) -> str:
-    host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
+    """The host of a URL (or of a bare `host/path`), without www.; "" for one urlsplit refuses (`http://[x`)."""
+    try:
+        host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
+    except ValueError:
+        return ""
     return host.removeprefix("www.")
 
 
-def _check_columns(ctx: ReadContext, path: str, row: dict[str, str], columns: list[str]) -> bool:
+def _check_columns(checked: set[str], path: str, member: str, row: dict[str, str], columns: list[str]) -> None:
+    """Fail, naming the file (and zip member), if the first row of a member lacks a configured column."""
+    if member in checked:
+        return
     missing = [c for c in columns if c and c not in row]
     if missing:
         from data_specs.errors import GlamkitError
 
-        raise GlamkitError(f"{path}: CSV has no column(s) {missing} (has {sorted(row)}); fix the source's options")
-    return True
+        where = f"{path}{'!' + member if member else ''}"
+        raise GlamkitError(f"{where}: header at byte 0: CSV has no column(s) {missing} (has {sorted(row)[:20]}); fix "
+                           f"the source's options")
+    checked.add(member)
 
 
 def read_news_csv(path: str, ctx: ReadContext) -> Iterator[Document]:
@@ -145,9 +187,9 @@ def read_news_csv(path: str, ctx: ReadContext) -> Iterator[Document]:
     title_col, url_col = ctx.opt("title_column"), ctx.opt("url_column")
     id_col, date_col = ctx.opt("id_column"), ctx.opt("date_column")
     group_col = ctx.opt("group_column", url_col)
-    checked = False
+    checked: set[str] = set()
     for member, rowno, row in iter_csv_rows(path, ctx):
-        checked = checked or _check_columns(ctx, path, row, [text_col, title_col, url_col, id_col, group_col])
+        _check_columns(checked, path, member, row, [text_col, title_col, url_col, id_col, group_col, date_col])
         text = row[text_col].strip()
         if not text:
             ctx.skip("empty_text")
@@ -178,12 +220,11 @@ def read_dialog_csv(path: str, ctx: ReadContext) -> Iterator[Document]:
     order_col, group_col = ctx.opt("order_column"), ctx.opt("group_column")
     max_turns = int(ctx.opt("max_turns", 0))
     rows = iter_csv_rows(path, ctx)
-    checked: list[bool] = []
+    checked: set[str] = set()
 
     def key(item: tuple[str, int, dict[str, str]]) -> tuple[str, ...]:
-        row = item[2]
-        if not checked:
-            checked.append(_check_columns(ctx, path, row, [speaker_col, text_col, order_col, group_col, *conv_cols]))
+        member, _, row = item
+        _check_columns(checked, path, member, row, [speaker_col, text_col, order_col, group_col, *conv_cols])
         return (item[0], *(row[c].strip() for c in conv_cols))
 
     if ctx.opt("group_consecutive", True):

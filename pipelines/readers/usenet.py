@@ -1,12 +1,14 @@
 """Usenet posts: headers into `meta`, the body as text, the newsgroup as the group.
 
-gensim ships 200 posts as a zlib-compressed Python 2 pickle of a scikit-learn `Bunch`. Pickles run code, so this
-one is read with an Unpickler that knows exactly the names that file uses and maps each to an inert stand-in;
-anything else is refused. Raw posts (a 20 Newsgroups-style folder of files) go through `read_usenet_files`.
+gensim ships 200 posts as a zlib-compressed Python 2 pickle of a scikit-learn `Bunch`. Pickles run code, so only
+that one file (known by its sha256) is ever unpickled, and with an Unpickler that knows exactly the names it uses
+and maps each to an inert stand-in. Raw posts (a 20 Newsgroups-style folder of files) go through `read_usenet_files`;
+posts of your own, as JSONL, through `records`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import pickle
 import zlib
@@ -15,7 +17,13 @@ from typing import Any
 
 from data_specs.errors import GlamkitError
 from data_specs.records import Document
-from pipelines.readers.base import DECOMPRESS_ERRORS, MiB, ReadContext, check_size, open_stream, read_limited
+from pipelines.readers.base import MiB, ReadContext, check_size, open_raw, read_whole
+
+# The only pickles glamkit opens: sha256 of the file -> what it is.
+KNOWN_PICKLES = {
+    "be0084ee9aded5eeefabea86bd23f0e5e3a743d9c1875aa1e47bc0728d6a5311": "gensim 4.4.0 test_data/mini_newsgroup",
+}
+MAX_PICKLE_BYTES = 16 * MiB
 
 # Headers copied into meta (as usenet_<name>); Path, Xref, References and the like are routing noise.
 KEEP_HEADERS = ("newsgroups", "from", "subject", "date", "organization", "message-id", "lines", "keywords")
@@ -61,7 +69,10 @@ _ALLOWED = {
 }
 
 
-class BunchUnpickler(pickle.Unpickler):
+class BunchUnpickler(pickle._Unpickler):
+    """The allow-listed Unpickler, in pure Python: the C one trusts the sizes a pickle states (a mutated LONG_BINPUT
+    index makes it zero gigabytes of memo, uninterruptibly); this one keeps its memo in a dict and fails fast."""
+
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _ALLOWED[(module, name)]
@@ -103,21 +114,18 @@ def _post_document(
 
 
 def read_usenet_pickle(path: str, ctx: ReadContext) -> Iterator[Document]:
-    """The posts in a (zlib-compressed) pickled Bunch with `data` (post texts) and `target_names`."""
-    if not check_size(path, ctx, 1024 * MiB):
+    """The posts of gensim's mini_newsgroup (a zlib-compressed pickled Bunch with `data` and `target_names`). Any
+    other file fails naming it, unopened: a pickle runs code."""
+    if not check_size(path, ctx, MAX_PICKLE_BYTES):
         return
-    with open_stream(path) as (stream, _raw):
-        blob = stream.read()
-    try:
-        blob = zlib.decompress(blob)
-    except zlib.error:
-        pass  # an uncompressed pickle
-    try:
-        bunch = BunchUnpickler(io.BytesIO(blob), encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
-        raise GlamkitError(f"{path}: not a pickled Bunch of posts: {exc}") from exc
-    if not isinstance(bunch, dict) or not isinstance(bunch.get("data"), list):
-        raise GlamkitError(f"{path}: the pickle holds no list of posts under 'data'")
+    with open_raw(path) as raw:
+        blob = raw.read(MAX_PICKLE_BYTES + 1)
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest not in KNOWN_PICKLES:
+        known = ", ".join(KNOWN_PICKLES.values())
+        raise GlamkitError(f"{path}: byte 0: refusing to unpickle a file that is not {known} (sha256 {digest[:16]}"
+                           f"...): a pickle runs code; give posts as JSONL (reader records) or files (usenet_files)")
+    bunch = load_bunch(blob, path)
     name = ctx.relative(path)
     names = bunch.get("target_names")
     known = tuple(n for n in names if isinstance(n, str)) if isinstance(names, list) else ()
@@ -130,19 +138,28 @@ def read_usenet_pickle(path: str, ctx: ReadContext) -> Iterator[Document]:
             yield doc
 
 
+def load_bunch(blob: bytes, path: str) -> dict[str, Any]:
+    """A (zlib-compressed) pickled Bunch of posts, through the allow-listed Unpickler; anything else fails naming
+    `path`. Only ever called on a file in KNOWN_PICKLES."""
+    try:
+        blob = zlib.decompressobj().decompress(blob, MAX_PICKLE_BYTES * 16)
+    except zlib.error:
+        pass  # an uncompressed pickle
+    try:
+        bunch = BunchUnpickler(io.BytesIO(blob), encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError,
+            OverflowError, RecursionError, MemoryError) as exc:
+        raise GlamkitError(f"{path}: byte 0: not a pickled Bunch of posts: {type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    if not isinstance(bunch, dict) or not isinstance(bunch.get("data"), list):
+        raise GlamkitError(f"{path}: byte 0: the pickle holds no list of posts under 'data'")
+    return bunch
+
+
 def read_usenet_files(path: str, ctx: ReadContext) -> Iterator[Document]:
     """One raw post per file (headers, blank line, body), as in the 20 Newsgroups tarball."""
-    limit = int(ctx.opt("max_doc_bytes", 64 * MiB))
-    if not check_size(path, ctx, limit):
-        return
-    try:
-        with open_stream(path) as (stream, _raw):
-            data = read_limited(stream, limit)
-    except DECOMPRESS_ERRORS as exc:
-        ctx.error("truncated", path, str(exc))
-        return
+    data = read_whole(path, ctx, int(ctx.opt("max_doc_bytes", 64 * MiB)))
     if data is None:
-        ctx.error("too_large", path)
         return
     rel = ctx.relative(path)
     folder = rel.rsplit("/", 2)[-2] if rel.count("/") else ctx.source

@@ -29,6 +29,7 @@ from pipelines.readers.page_urls import page_url
 from pipelines.readers.tabular import domain
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
+WARC_TYPES = ("warcinfo", "request", "metadata", "revisit", "continuation")  # ISO 28500's others, skipped by name
 PAGE = "page"  # meta.kind of a web page (HTML, or a WET record's text): counted apart from feed items and messages
 
 
@@ -76,7 +77,7 @@ def iter_warc(stream: IO[bytes], raw: IO[bytes], path: str, ctx: ReadContext, ma
                 continue
             headers, ok = _headers(src)
             length = headers.get("content-length", "")
-            if not ok or not length.isdigit():
+            if not ok or not (length.isascii() and length.isdigit()):
                 ctx.error("bad_warc_record", f"{path} at uncompressed byte {start}", "bad header or Content-Length")
                 line = _resync(src)
                 continue
@@ -97,7 +98,7 @@ def iter_warc(stream: IO[bytes], raw: IO[bytes], path: str, ctx: ReadContext, ma
             yield WarcRecord(start, headers, block)
             line = src.readline(65536)
     except DECOMPRESS_ERRORS as exc:
-        ctx.error("truncated", f"{path} at compressed {offset(raw)}", str(exc) or type(exc).__name__)
+        ctx.broken(exc, f"{path} at compressed {offset(raw)}")
 
 
 def _headers(src: _Counting) -> tuple[dict[str, str], bool]:
@@ -131,7 +132,7 @@ def parse_http(block: bytes) -> tuple[int, dict[str, str], bytes] | None:
     if not sep or not lines or not lines[0].startswith("HTTP/"):
         return None
     parts = lines[0].split()
-    status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+    status = int(parts[1]) if len(parts) > 1 and parts[1].isascii() and parts[1].isdigit() else 0
     headers = {}
     for line in lines[1:]:
         name, _, value = line.partition(":")
@@ -157,8 +158,8 @@ def _dechunk(body: bytes) -> bytes:
             size = int(body[pos:end].split(b";")[0], 16)
         except ValueError:
             return bytes(out) or body
-        if size == 0:
-            return bytes(out)
+        if size <= 0:  # the last chunk (0), or a negative size that would walk backwards
+            return bytes(out) if size == 0 else bytes(out) or body
         out += body[end + 2 : end + 2 + size]
         pos = end + 4 + size
 
@@ -204,7 +205,7 @@ def read_warc(path: str, ctx: ReadContext) -> Iterator[Document]:
     if not check_size(path, ctx, 1 << 62):
         return
     max_record = int(ctx.opt("max_record_bytes", 64 * MiB))
-    with open_stream(path) as (stream, raw):
+    with open_stream(path, ctx) as (stream, raw):
         for rec in iter_warc(stream, raw, path, ctx, max_record):
             doc = _warc_document(rec, path, ctx)
             if doc is not None:
@@ -229,7 +230,7 @@ def _warc_document(rec: WarcRecord, path: str, ctx: ReadContext) -> Document | N
             return None
         return html_document(ctx, locator, rec.block, url, where, _charset(ctype), group=group)
     if rec.type != "response":
-        ctx.skip(f"warc_{rec.type or 'untyped'}")
+        ctx.skip(f"warc_{rec.type}" if rec.type in WARC_TYPES else "warc_other_type")
         return None
     http = parse_http(rec.block)
     if http is None:

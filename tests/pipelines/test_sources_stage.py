@@ -73,3 +73,64 @@ def test_stats_cli_prints_the_table_and_json(demo_sources_run: Path) -> None:
 def test_stats_of_a_folder_without_a_run_is_a_one_line_error(tmp_path: Path) -> None:
     out = glamkit("sources", "stats", "--run", str(tmp_path))
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "glamkit sources read" in out.stderr
+
+
+# ------------------------------------------------------------------------------------------------ sources a recipe uses
+SMALL_MIXTURE = """
+name: own-web
+seed: 7
+components:
+  web:   {{weight: 0.5, quality_filter: true, sources: [common-crawl-sample]}}
+  books: {{weight: 0.5, sources: [botchan]}}
+quality:
+  classifier: {classifier}
+  keep: {{kind: pareto, alpha: 3, seed: 7}}
+"""
+SMALL_CLASSIFIER = """
+name: own-web-clf
+seed: 7
+positives: [{{source: botchan}}]
+negatives: [{{source: common-crawl-sample}}, {{source: {negative}}}]
+"""
+
+
+def _mixture(tmp_path: Path, negative: str) -> Path:
+    clf = tmp_path / "clf.yaml"
+    clf.write_text(SMALL_CLASSIFIER.format(negative=negative))
+    mixture = tmp_path / "mixture.yaml"
+    mixture.write_text(SMALL_MIXTURE.format(classifier=clf))
+    return mixture
+
+
+def test_the_sources_stage_reads_what_the_classifier_spec_names(tmp_path: Path) -> None:
+    """A mixture whose web sources differ from its classifier's: the classifier's own are read too, marked, and
+    left out of the mixture's component totals and of the eval tasks."""
+    from dataclasses import replace
+
+    from data_specs import specs
+    from eval.stage import make_tasks
+    from pipelines.sources import format_table, recipe_sources
+
+    mixture = _mixture(tmp_path, "trafilatura-pages")
+    assert [s.name for s in recipe_sources(mixture)] == ["common-crawl-sample", "botchan", "trafilatura-pages"]
+    run = tmp_path / "run"
+    assert [r.state for r in layout(run, mixture).run(only=["sources"])] == ["ran"]
+    stats = load_stats(run / "sources")
+    assert stats["sources"]["trafilatura-pages"]["for"] == "classifier" and "for" not in stats["sources"]["botchan"]
+    assert stats["sources"]["trafilatura-pages"]["documents"] > 0
+    assert stats["components"]["web"]["sources"] == ["common-crawl-sample"]
+    assert "read for the quality classifier only: trafilatura-pages (web, " in format_table(stats)
+    everything = replace(specs.load("mixtures", mixture), eval_holdout_fraction=1.0)  # every document held out
+    tasks, _ = make_tasks(run / "sources", everything)
+    sources = {ex["doc_id"].split("/")[0] for split in tasks["heldout"].values() for ex in split}
+    assert sources == {"common-crawl-sample", "botchan"}  # the mixture's; never the classifier's own
+
+
+def test_a_source_without_a_spec_is_named_with_the_spec_asking_for_it(tmp_path: Path) -> None:
+    from data_specs.errors import GlamkitError
+    from pipelines.sources import recipe_sources
+
+    mixture = _mixture(tmp_path, "my-crawl")
+    with pytest.raises(GlamkitError, match=r"classifier own-web-clf \(.*clf\.yaml\) uses source 'my-crawl', which "
+                                           r"has no spec: add data_specs/sources/my-crawl\.yaml"):
+        recipe_sources(mixture)

@@ -11,6 +11,7 @@ import pytest
 
 from data_specs.errors import GlamkitError
 from pipelines.readers import ReadContext, read_dialog_csv, read_usenet_pickle
+from pipelines.readers.usenet import load_bunch
 
 
 def test_news_articles_carry_title_url_date_and_outlet(read) -> None:
@@ -46,9 +47,12 @@ def test_the_pickle_reader_refuses_anything_but_the_known_classes(tmp_path: Path
             return (Path.touch, (tmp_path / "pwned",))
 
     bad = tmp_path / "evil"
-    bad.write_bytes(zlib.compress(pickle.dumps({"data": [Evil()]}, protocol=2)))
+    blob = zlib.compress(pickle.dumps({"data": [Evil()]}, protocol=2))
+    bad.write_bytes(blob)
+    with pytest.raises(GlamkitError, match="evil: byte 0: refusing to unpickle a file that is not gensim"):
+        list(read_usenet_pickle(str(bad), ReadContext("x", "forums")))  # not the known file: never unpickled
     with pytest.raises(GlamkitError, match="refusing to load"):
-        list(read_usenet_pickle(str(bad), ReadContext("x", "forums")))
+        load_bunch(blob, str(bad))  # and the allow-listed Unpickler would refuse it too
     assert not (tmp_path / "pwned").exists()
 
 
@@ -86,7 +90,7 @@ def test_dialog_turns_sorted_by_order_column(tmp_path: Path) -> None:
 def test_a_missing_column_fails_naming_file_and_column(tmp_path: Path) -> None:
     csv = tmp_path / "d.csv"
     csv.write_text("speaker,words\nA,hello\n")
-    with pytest.raises(GlamkitError, match=r"d\.csv: CSV has no column\(s\) \['text'\]"):
+    with pytest.raises(GlamkitError, match=r"d\.csv: header at byte 0: CSV has no column\(s\) \['text'\]"):
         list(read_dialog_csv(str(csv), ReadContext("d", "conversations")))
 
 
