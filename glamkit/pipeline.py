@@ -43,7 +43,7 @@ def build_stages(mixture_spec: str | Path, train_spec: str | Path = "tiny",
     mixture = specs.load("mixtures", mixture_spec)
     stages = [
         sources_stage(mixture_spec),
-        Stage("tasks", partial(tasks_stage, mixture_spec=mixture_spec), needs=("sources",), version="3",
+        Stage("tasks", partial(tasks_stage, mixture_spec=mixture_spec), needs=("sources",), version="4",
               config={"seed": mixture.seed, "eval_holdout_fraction": mixture.eval_holdout_fraction,
                       "decontaminate": [mixture.dedup.decontaminate, mixture.dedup.builtin_tasks,
                                         mixture.dedup.decontaminate_ngram,
