@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from data_specs.loader import to_plain
+from data_specs.progress import track
 from data_specs.records import read_jsonl_gz, write_jsonl_gz
 from data_specs.specs import SourceSpec
 from data_specs.stages import Stage, StageContext
@@ -61,10 +62,11 @@ def read_sources(sources: list[SourceSpec], out_dir: Path, unavailable: dict[str
     todo = [s for s in sources if s.name not in unavailable]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     if workers == 1:
-        results = [read_one(s, out_dir, cache) for s in todo]
+        results = [read_one(s, out_dir, cache) for s in track(todo, "sources", unit="sources")]
     else:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(read_one, todo, [out_dir] * len(todo), [cache] * len(todo)))
+            results = list(track(pool.map(read_one, todo, [out_dir] * len(todo), [cache] * len(todo)), "sources",
+                                 len(todo), "sources"))
     per_source = {s.name: r[0] for s, r in zip(todo, results, strict=True)}
     groups = {s.name: r[1] for s, r in zip(todo, results, strict=True)}
     for s in sources:
