@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="glamkit: GLaM's data and training stack. Build filtered corpora with Beam, "
         "train a GLaM mixture-of-experts model with JAX, and inspect what went into it.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"The recipe's stages, in order:\n{stages}\n\nExamples:\n  glamkit run --spec demo --run runs/demo\n"
+        epilog=f"The recipe's stages, in order:\n{stages}\n\nExample:\n  glamkit run --spec demo --run runs/demo\n"
         "  glamkit run --spec demo --run runs/demo --dry-run",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
