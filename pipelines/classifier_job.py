@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,10 @@ def loso_parallel(spec: ClassifierSpec, sets: SplitSets, workers: int | None = N
         return leave_one_source_out(sets, lambda ex: _fit(spec, ex).score)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_loso_init,
                              initargs=(spec, sets)) as pool:
-        rows = list(track(pool.map(_loso_one, sources), "classifier: leave-one-source-out", len(sources), "fits"))
+        futures = {pool.submit(_loso_one, s): s for s in sources}
+        done = {futures[f]: f.result() for f in track(as_completed(futures), "classifier: leave-one-source-out",
+                                                      len(sources), "fits")}
+        rows = [done[s] for s in sources]
     return {s: r for s, r in zip(sources, rows, strict=True) if r is not None}
 
 

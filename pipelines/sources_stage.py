@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +65,9 @@ def read_sources(sources: list[SourceSpec], out_dir: Path, unavailable: dict[str
         results = [read_one(s, out_dir, cache) for s in track(todo, "sources", unit="sources")]
     else:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(track(pool.map(read_one, todo, [out_dir] * len(todo), [cache] * len(todo)), "sources",
-                                 len(todo), "sources"))
+            futures = {pool.submit(read_one, s, out_dir, cache): s.name for s in todo}
+            done = {futures[f]: f.result() for f in track(as_completed(futures), "sources", len(todo), "sources")}
+            results = [done[s.name] for s in todo]
     per_source = {s.name: r[0] for s, r in zip(todo, results, strict=True)}
     groups = {s.name: r[1] for s, r in zip(todo, results, strict=True)}
     for s in sources:
