@@ -90,7 +90,7 @@ def _dry_run(args: argparse.Namespace, tasks: list[str]) -> int:
     if args.tasks:
         for name in tasks:
             if name not in known:
-                raise UnknownNameError(f"task in {args.run_dir / 'tasks'}", name, sorted(known))
+                raise UnknownNameError("task", name, sorted(known))
     else:
         tasks = [t for t in tasks if t in known]
     limit = f", first {args.limit} examples each" if args.limit else ""

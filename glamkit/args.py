@@ -41,7 +41,7 @@ def require_run(run_dir: str | Path, *needs: str) -> Path:
                            "creates it)")
     missing = [n for n in needs if not (run / n).is_dir()]
     if missing:
-        raise GlamkitError(f"{run}: no {', '.join(missing)} stage here yet (`glamkit run --run {run} --only "
+        raise GlamkitError(f"{run}: no {' or '.join(missing)} stage here yet (`glamkit run --run {run} --only "
                            f"{missing[0]}` builds it)")
     return run
 
