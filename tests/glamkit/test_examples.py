@@ -131,6 +131,7 @@ def test_the_walk_finds_the_examples() -> None:
     assert all(not re.search(p, "glamkit sources stats --run runs/demo") for p in SKIP)
 
 
+@pytest.mark.slow  # needs the session's demo run (minutes to build when no other test has)
 def test_every_example_runs(demo_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     start = time.monotonic()
     monkeypatch.chdir(scratch(tmp_path, demo_run))
