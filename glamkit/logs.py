@@ -19,9 +19,9 @@ KNOWN_NOISE: dict[tuple[str, str], str] = {
     ("absl", "CheckpointManagerOptions.read_only=True"): "Orbax reading a checkpoint for eval: nothing is saved",
 }
 
-# (message regex, module regex) of Python warnings that say nothing a glamkit user can act on
-KNOWN_WARNINGS: tuple[tuple[str, str], ...] = (
-    ("", r"apache_beam\..*"),  # Beam's own deprecations of its internals
+# (category, module regex) of Python warnings that say nothing a glamkit user can act on
+KNOWN_WARNINGS: tuple[tuple[type[Warning], str], ...] = (
+    (DeprecationWarning, r"apache_beam\..*"),  # Beam's deprecations of its own internals (as setup.cfg for pytest)
 )
 
 FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -42,8 +42,8 @@ def configure(verbose: bool = False) -> None:
     handler.setFormatter(logging.Formatter(FORMAT))
     if not verbose:
         handler.addFilter(KnownNoise())
-        for message, module in KNOWN_WARNINGS:
-            warnings.filterwarnings("ignore", message=message, module=module)
+        for category, module in KNOWN_WARNINGS:
+            warnings.filterwarnings("ignore", category=category, module=module)
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_glamkit", False)]:
         root.removeHandler(old)  # main() may run several times in one process (tests)
