@@ -513,7 +513,7 @@ def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFA
     ctx.log.info("%s", dedup.describe(spec.dedup))
     print(dedup.describe(spec.dedup))  # the implied similarity threshold, on the console too
     start = time.perf_counter()
-    with progress.watch(STAGE_NAME, _documents_in(sources_dir), "docs", log=ctx.log):
+    with progress.watch(STAGE_NAME, _documents_in(sources_dir), "docs read", log=ctx.log):
         stats = curate(spec, ctx.run_dir, ctx.out, args, ctx.provenance, classifier_dir, sources_dir, num_shards,
                        task_dir=task_dir)
     seconds = time.perf_counter() - start
