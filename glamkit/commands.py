@@ -23,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and config are unchanged since its last successful run is skipped; a changed one reruns with everything "
         "after it.",
         epilog="Examples:\n  glamkit run --spec demo --run runs/demo\n"
-        "  glamkit run --spec demo --run runs/demo --only curated --dry-run",
+        "  glamkit run --spec demo --run runs/demo --only curated\n"
+        "  glamkit run --spec demo --run runs/demo --dry-run   # the stage plan; nothing written",
         formatter_class=fmt,
     )
     p.add_argument("--spec", default="demo", help="mixture spec name or path (default: demo)")
