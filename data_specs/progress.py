@@ -30,9 +30,10 @@ class Progress:
     """`done` of `total` units since start: update(n) as work finishes, close() at the end (or use `with`)."""
 
     def __init__(self, desc: str, total: int | None = None, unit: str = "docs", log: logging.Logger | None = None,
-                 period: float = PERIOD, stream: TextIO | None = None,
+                 period: float | None = None, stream: TextIO | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.desc, self.total, self.unit, self.log, self.period = desc, total, unit, log, period
+        self.desc, self.total, self.unit, self.log = desc, total, unit, log
+        self.period = PERIOD if period is None else period  # read now, so a test or a caller can change PERIOD
         self.stream = stream or sys.stderr
         self.clock = clock
         self.done = 0
