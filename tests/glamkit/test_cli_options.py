@@ -9,7 +9,8 @@ import logging
 
 import pytest
 
-from glamkit.cli import build_parser, main
+from glamkit.cli import build_parser
+from tests.glamkit.cli_helpers import run_cli
 
 # argv up to --set, for every command that has one (the walk below fails when a new one is not listed)
 WITH_SET = {
@@ -33,16 +34,6 @@ def _parsers_with_set() -> set[tuple[str, ...]]:
     return found
 
 
-def _run(*argv: str) -> tuple[int, str]:
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(argv))
-        except SystemExit as stop:
-            code = int(stop.code or 0)
-    return code, err.getvalue()
-
-
 def test_every_set_option_is_listed_here() -> None:
     assert _parsers_with_set() == set(WITH_SET)
 
@@ -53,15 +44,13 @@ def test_set_takes_one_or_many_pairs_the_same_way(path: tuple[str, ...]) -> None
     args, extra = parser.parse_known_args([*WITH_SET[path], "--set", "a=1", "b=2", "--set", "c.d=3"])
     assert args.set == ["a=1", "b=2", "c.d=3"] and not extra
     assert getattr(args, "beam_args", []) == []  # `mix` once handed `b=2` to Beam, which dropped it
-    code, err = _run(*WITH_SET[path], "--set", "a=1", "oops")
+    code, _, err = run_cli([*WITH_SET[path], "--set", "a=1", "oops"])
     assert code == 2 and "expected KEY=VALUE, got 'oops'" in err and err.count("\n") == 1
 
 
 def test_set_applies_every_pair() -> None:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["spec", "show", "train", "tiny", "--set", "steps=7", "optimizer.learning_rate=0.005"]) == 0
-    assert "steps: 7" in out.getvalue() and "learning_rate: 0.005" in out.getvalue()
+    code, out, _ = run_cli(["spec", "show", "train", "tiny", "--set", "steps=7", "optimizer.learning_rate=0.005"])
+    assert code == 0 and "steps: 7" in out and "learning_rate: 0.005" in out
 
 
 @pytest.mark.parametrize(("argv", "names"), [
@@ -71,7 +60,7 @@ def test_set_applies_every_pair() -> None:
     (["spec", "show", "mixtures", "nosuch"], "nosuch"),
 ])
 def test_a_wrong_name_is_one_line_with_the_valid_ones(argv: list[str], names: str) -> None:
-    code, err = _run(*argv)
+    code, _, err = run_cli(argv)
     assert code in (1, 2) and names in err and err.count("\n") == 1, err
     assert "internal error" not in err
 

@@ -10,9 +10,7 @@ that cannot run here are in SKIP with the reason. The whole test must stay under
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
-import io
 import re
 import shlex
 import shutil
@@ -23,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.glamkit.cli_helpers import run_cli
 
 BUDGET_S = 120
 
@@ -110,18 +109,10 @@ def scratch(tmp: Path, demo_run: Path) -> Path:
 
 def run_example(command: str) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of one command, in-process, in the current folder."""
-    from glamkit.cli import main
-
     argv = shlex.split(command)[1:]
     if any(re.search(p, command) for p in DRY_RUN):
         argv.append("--dry-run")
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as stop:  # argparse's usage errors and --help
-            code = int(stop.code or 0)
-    return code, out.getvalue(), err.getvalue()
+    return run_cli(argv)
 
 
 def test_the_walk_finds_the_examples() -> None:

@@ -3,13 +3,12 @@ nothing; a stage that raises leaves neither its temporary folder nor the run's l
 
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import pytest
 
 from data_specs.stages import RunLayout, Stage, StageContext
+from tests.glamkit.cli_helpers import run_cli
 
 READERS = [
     ["stages"], ["sources", "stats"], ["classifier", "train"], ["classifier", "eval"], ["classifier", "calibrate"],
@@ -17,19 +16,10 @@ READERS = [
 ]
 
 
-def glamkit(*argv: str) -> tuple[int, str, str]:
-    from glamkit.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.mark.parametrize("command", READERS, ids=" ".join)
 def test_a_missing_run_is_one_line_exit_1_and_creates_nothing(command: list[str], tmp_path: Path) -> None:
     missing = tmp_path / "runs" / "missing"
-    code, _, err = glamkit(*command, "--run", str(missing))
+    code, _, err = run_cli([*command, "--run", str(missing)])
     assert code == 1
     assert err.strip().count("\n") == 0 and f"no run folder {missing}" in err, err
     assert "internal error" not in err
