@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +121,6 @@ def stage_layout(run_dir: Path, spec: Path, name: str, make: Any) -> Any:
 
 def dry_run(args: argparse.Namespace, name: str, make: Any) -> int:
     """--dry-run: the spec resolved with --set (into a temporary folder), the stage plan printed; nothing written."""
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         spec = resolve_spec(args.spec, args.set, Path(tmp))
         return print_plan(stage_layout(args.run_dir, spec, name, make), [name], [name] if args.force else [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from glamkit.args import add_dry_run, add_set_option
 
@@ -92,8 +93,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _dry_run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
     """--dry-run: the spec loaded, the shards' manifest checked; the run folder is not touched."""
-    from pathlib import Path
-
     from data_specs.errors import GlamkitError
 
     if not (args.shards or spec.shards):
