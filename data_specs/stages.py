@@ -140,6 +140,13 @@ class RunLayout:
                 results.append(self._execute(stage))
         return results
 
+    def plan(self, only: Iterable[str] | None = None, force: Iterable[str] = ()) -> list[tuple[str, str]]:
+        """(stage, 'run' | 'forced' | 'skip') for what `run(only, force)` would do now; writes nothing (--dry-run).
+        A stage after one that runs may run too: its upstream key changes only once that output exists."""
+        wanted = self._closure(only) if only is not None else [s.name for s in self.stages]
+        forced = set(force)
+        return [(n, "forced" if n in forced else "skip" if self.is_done(n) else "run") for n in wanted]
+
     def _closure(self, only: Iterable[str]) -> list[str]:
         todo = list(only)
         need: set[str] = set()
@@ -170,7 +177,11 @@ class RunLayout:
         )
         log.info("stage %s: start (key %s)", stage.name, key)
         start = time.perf_counter()
-        summary = stage.run(ctx)
+        try:
+            summary = stage.run(ctx)
+        except BaseException:  # a failed or interrupted stage leaves no temp folder (SIGKILL: the next run clears it)
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         seconds = time.perf_counter() - start
         marker = {"key": key, "provenance": provenance, "summary": summary}
         _write_synced(tmp / MARKER, json.dumps(marker, sort_keys=True, indent=2) + "\n")
@@ -234,15 +245,23 @@ class _RunLock:
         self.fd: int | None = None
 
     def __enter__(self) -> _RunLock:
-        self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        while True:
+            self.fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self.fd)
+                raise GlamkitError(f"{self.path.parent}: another glamkit process is running in this run folder") \
+                    from None
+            try:  # the holder before us may have removed the file: then our lock is on a dead inode, take a new one
+                if os.stat(self.path).st_ino == os.fstat(self.fd).st_ino:
+                    return self
+            except FileNotFoundError:
+                pass
             os.close(self.fd)
-            raise GlamkitError(f"{self.path.parent}: another glamkit process is running in this run folder") from None
-        return self
 
     def __exit__(self, *exc: object) -> None:
         assert self.fd is not None
+        self.path.unlink(missing_ok=True)  # removed while still held (see __enter__), so no `.lock` is left behind
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)

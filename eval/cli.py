@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from data_specs import SPEC_ROOT
+from glamkit.args import add_dry_run, require_run
 
 GLAM_TASKS = SPEC_ROOT / "glam_tasks"  # the glam_nlg / glam_nlu groups of lm-eval task names
 
@@ -41,6 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num_fewshot", type=int, default=None, help="demonstrations per prompt (default: the YAML's)")
     p.add_argument("--train", type=Path, default=None, help="trained model folder (default: RUN/train)")
     p.add_argument("--out", type=Path, default=None, help="results file (default: RUN/eval/results.json)")
+    add_dry_run(p)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("lm-eval", help="lm-evaluation-harness's own CLI with the glamkit model backend registered",
@@ -67,12 +69,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from eval.run import DEFAULT_TASKS, RUN_INFO, evaluate_run
 
     tasks = args.tasks.split(",") if args.tasks else list(DEFAULT_TASKS)
+    require_run(args.run_dir, "tasks", "tokenizer", *([] if args.train else ["train"]))
+    if args.dry_run:
+        return _dry_run(args, tasks)
     results = evaluate_run(args.run_dir, tasks, train_dir=args.train, limit=args.limit, num_fewshot=args.num_fewshot,
                            skip_missing=args.tasks is None)
     out = args.out or args.run_dir / "eval" / "results.json"
     write_results(results, out, args.run_dir / RUN_INFO)
     print(table(results))
     print(f"wrote {out}")
+    return 0
+
+
+def _dry_run(args: argparse.Namespace, tasks: list[str]) -> int:
+    """--dry-run: the task names checked against RUN/tasks (before any model is loaded), the plan printed."""
+    from data_specs.errors import UnknownNameError
+    from eval.harness import task_manager
+
+    known = task_manager(args.run_dir / "tasks").all_tasks
+    if args.tasks:
+        for name in tasks:
+            if name not in known:
+                raise UnknownNameError("task", name, sorted(known))
+    else:
+        tasks = [t for t in tasks if t in known]
+    limit = f", first {args.limit} examples each" if args.limit else ""
+    print(f"dry run: eval {args.train or args.run_dir / 'train'} on {', '.join(tasks)}{limit} -> "
+          f"{args.out or args.run_dir / 'eval' / 'results.json'} (nothing written)")
     return 0
 
 

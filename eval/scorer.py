@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from data_specs.errors import GlamkitError
+from data_specs.progress import track
 
 Row = tuple[Sequence[int], Sequence[int]]  # (input tokens, target tokens), the same length
 
@@ -93,7 +94,7 @@ class Scorer:
     def score(self, rows: Sequence[Row]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per row: the log-probability of each target token and whether it is the argmax, over the row's length."""
         out: list[tuple[np.ndarray, np.ndarray]] = [None] * len(rows)  # type: ignore[list-item]
-        for width, chunk in self._batches([len(inputs) for inputs, _ in rows]):
+        for width, chunk in track(self._batches([len(inputs) for inputs, _ in rows]), "eval", unit="batches"):
             tokens, segments = self._pack([rows[i][0] for i in chunk], width)
             targets, _ = self._pack([rows[i][1] for i in chunk], width)
             logp, hits = self._call(self._score, tokens, segments, targets)

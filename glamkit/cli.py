@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
-import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
 
 from data_specs.errors import GlamkitError
+from glamkit.logs import configure as configure_logging
 
 # Modules that add subcommands: each has `register(subparsers)` and imports nothing heavy at module level.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -37,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="glamkit: GLaM's data and training stack. Build filtered corpora with Beam, "
         "train a GLaM mixture-of-experts model with JAX, and inspect what went into it.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"The recipe's stages, in order:\n{stages}\n\nExample:\n  glamkit run --spec demo --run runs/demo",
+        epilog=f"The recipe's stages, in order:\n{stages}\n\nExample:\n  glamkit run --spec demo --run runs/demo\n"
+        "  glamkit run --spec demo --run runs/demo --dry-run",
     )
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
@@ -53,11 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and not getattr(args, "passthrough", False):  # only pass-through commands (`lm-eval`) take them
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_USAGE
@@ -67,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("glamkit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `glamkit ... | head`: the reader left; nothing to report
+        with contextlib.suppress(OSError, ValueError):  # so the interpreter's final flush does not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
     except Exception as exc:
         if args.debug:
             traceback.print_exc()

@@ -7,6 +7,10 @@ import json
 from pathlib import Path
 
 from data_specs.errors import GlamkitError
+from glamkit.args import add_dry_run, add_set_option, print_plan, require_run
+from glamkit.pipeline import PLANNED
+
+STAGE_NAMES = [name for name, _ in PLANNED]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,14 +23,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and config are unchanged since its last successful run is skipped; a changed one reruns with everything "
         "after it.",
         epilog="Examples:\n  glamkit run --spec demo --run runs/demo\n"
-        "  glamkit run --spec demo --run runs/demo --only curate",
+        "  glamkit run --spec demo --run runs/demo --only curated\n"
+        "  glamkit run --spec demo --run runs/demo --dry-run   # the stage plan; nothing written",
         formatter_class=fmt,
     )
     p.add_argument("--spec", default="demo", help="mixture spec name or path (default: demo)")
     p.add_argument("--run", dest="run_dir", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--train", dest="train_spec", default="tiny", help="train spec name or path (default: tiny)")
-    p.add_argument("--only", action="append", metavar="STAGE", help="run only this stage and what it needs")
-    p.add_argument("--force", action="append", default=[], metavar="STAGE", help="rerun this stage even if done")
+    p.add_argument("--only", action="append", choices=STAGE_NAMES, metavar="STAGE",
+                   help=f"run only this stage and what it needs (one of {', '.join(STAGE_NAMES)})")
+    p.add_argument("--force", action="append", default=[], choices=STAGE_NAMES, metavar="STAGE",
+                   help="rerun this stage even if done")
+    add_dry_run(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -46,22 +54,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check or show a spec (sources, mixtures, classifier, train, tasks, studies)",
         description="Load a spec with full checking and print it resolved (defaults filled in), or list specs.",
         epilog="Examples:\n  glamkit spec list\n  glamkit spec show mixtures demo\n"
-        "  glamkit spec check train path/to/my-train.yaml --set steps=10",
+        "  glamkit spec check train data_specs/train/tiny.yaml --set steps=10 optimizer.learning_rate=0.005",
         formatter_class=fmt,
     )
     p.add_argument("action", choices=["list", "check", "show"])
     p.add_argument("kind", nargs="?", help="spec kind")
     p.add_argument("name", nargs="?", help="spec name or path")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key (dotted)")
+    add_set_option(p, "the spec's")
     p.set_defaults(func=cmd_spec)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from data_specs.specs import spec_path
-    from glamkit.pipeline import PLANNED, layout
+    from glamkit.pipeline import layout
 
     spec = spec_path("mixtures", args.spec)
     run = layout(args.run_dir, spec, args.train_spec)
+    if args.dry_run:
+        return print_plan(run, args.only, args.force)
     run.run_dir.mkdir(parents=True, exist_ok=True)
     implemented = {s.name for s in run.stages}
     print(f"glamkit run: {run.run_dir} (mixture spec {spec})")
@@ -81,8 +91,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_stages(args: argparse.Namespace) -> int:
     from data_specs.specs import spec_path
-    from glamkit.pipeline import PLANNED, layout
+    from glamkit.pipeline import layout
 
+    require_run(args.run_dir)
     run = layout(args.run_dir, spec_path("mixtures", args.spec))
     state = dict(run.status())
     rows = [{"stage": n, "what": w, "state": state.get(n, "not yet available")} for n, w in PLANNED]

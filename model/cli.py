@@ -32,9 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    config = get_config(args.preset)  # a wrong name fails here, in one line listing the presets, before jax loads
     from model.info import model_info  # lazy: imports jax
-
-    config = get_config(args.preset)  # raises ValueError listing the presets
     info = model_info(config, seq_len=args.seq_len)
     info["preset"] = args.preset
     if args.preset in PAPER_PARAMS:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from data_specs.errors import UnknownNameError
 from model.config import ModelConfig
 
 _VOCAB = 256_000
@@ -62,7 +63,7 @@ PAPER_PARAMS: dict[str, tuple[float, float]] = {
 def get_config(name: str, **overrides: Any) -> ModelConfig:
     """The preset `name` with `overrides` applied (as a train YAML's `model: tiny-moe` plus its keys)."""
     if name not in PRESETS:
-        raise ValueError(f"unknown model preset {name!r}; presets: {', '.join(PRESETS)}")
+        raise UnknownNameError("model preset", name, PRESETS)
     fields = {f.name for f in dataclasses.fields(ModelConfig)}
     unknown = sorted(set(overrides) - fields)
     if unknown:

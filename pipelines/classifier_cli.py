@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from glamkit.args import add_dry_run, require_run
+
 FMT = argparse.RawDescriptionHelpFormatter
 
 
@@ -80,6 +82,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--spec", default="demo", help="classifier spec name or path (default: demo)")
     p.add_argument("--run", dest="run_dir", type=Path, default=Path("runs/demo"), help="run folder with sources/")
     p.add_argument("--out", type=Path, help="model folder (default: RUN/classifier)")
+    add_dry_run(p)
 
 
 def _load(args: argparse.Namespace):
@@ -88,6 +91,11 @@ def _load(args: argparse.Namespace):
 
     spec = specs.load("classifier", args.spec)
     out = args.out or args.run_dir / "classifier"
+    require_run(args.run_dir, "sources")
+    if args.dry_run:
+        print(f"dry run: classifier {args.classifier_command} {spec.name} ({spec.backend}) on "
+              f"{args.run_dir / 'sources'} -> {out} (nothing written)")
+        return spec, out, None
     return spec, out, load_sources(args.run_dir)
 
 
@@ -95,6 +103,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pipelines.classifier_job import train
 
     spec, out, docs = _load(args)
+    if docs is None:
+        return 0
     metrics = train(spec, docs, out)
     print(f"classifier {spec.name} ({spec.backend}) -> {out}")
     print(f"held-out by {spec.group_key}: ROC-AUC {metrics['roc_auc']:.3f}  PR-AUC {metrics['pr_auc']:.3f}  "
@@ -107,6 +117,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from pipelines.classifier_job import evaluate
 
     spec, out, docs = _load(args)
+    if docs is None:
+        return 0
     keep, named = _mixture_keep(args.mixture, args.run_dir, out)
     result = evaluate(spec, out, docs, out, keep, named)
     print(format_eval(result))
@@ -146,7 +158,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from pipelines.keep_calibration import calibrate_run, calibration_record, format_calibration, plot_calibration
 
     spec = specs.load("mixtures", args.mixture)
-    model = args.model or args.run_dir / "classifier"
+    model = args.model or require_run(args.run_dir, "classifier") / "classifier"
     cal, cands, reference = calibrate_run(args.run_dir, spec, model, args.target_keep)
     print(format_calibration(cal, cands, spec.quality.keep if spec.quality else None, reference))
     (model / "calibration.json").write_text(json.dumps(calibration_record(cal, cands), sort_keys=True, indent=2)
@@ -158,8 +170,12 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    from data_specs.errors import GlamkitError
     from pipelines.classifier_job import score_file
 
+    for path in (args.model, args.input):
+        if not path.exists():
+            raise GlamkitError(f"{path}: no such file or folder")
     n = score_file(args.model, args.input, args.output)
     print(f"scored {n} documents -> {args.output}")
     return 0

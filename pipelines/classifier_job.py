@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ import numpy as np
 from data_specs.errors import GlamkitError
 from data_specs.hashing import hash_value
 from data_specs.loader import to_plain
+from data_specs.progress import track
 from data_specs.records import Document, read_documents, write_jsonl_gz, write_parquet
 from data_specs.specs import ClassifierSpec, KeepRuleSpec
 from data_specs.stages import StageContext
@@ -150,7 +151,10 @@ def loso_parallel(spec: ClassifierSpec, sets: SplitSets, workers: int | None = N
         return leave_one_source_out(sets, lambda ex: _fit(spec, ex).score)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_loso_init,
                              initargs=(spec, sets)) as pool:
-        rows = list(pool.map(_loso_one, sources))
+        futures = {pool.submit(_loso_one, s): s for s in sources}
+        done = {futures[f]: f.result() for f in track(as_completed(futures), "classifier: leave-one-source-out",
+                                                      len(sources), "fits")}
+        rows = [done[s] for s in sources]
     return {s: r for s, r in zip(sources, rows, strict=True) if r is not None}
 
 

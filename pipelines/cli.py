@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from glamkit.args import add_dry_run, print_plan, require_run
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
@@ -45,6 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--spec", default="demo", help="mixture spec name or path (default: demo)")
     r.add_argument("--run", dest="run_dir", default="runs/demo", help="run folder (default: runs/demo)")
     r.add_argument("--force", action="store_true", help="read again even if the stage is up to date")
+    add_dry_run(r)
     r.set_defaults(func=cmd_read)
 
     s = actions.add_parser(
@@ -78,6 +81,8 @@ def cmd_read(args: argparse.Namespace) -> int:
     from pipelines.sources_stage import load_stats
 
     run = layout(args.run_dir, spec_path("mixtures", args.spec))
+    if args.dry_run:
+        return print_plan(run, ["sources"], ["sources"] if args.force else [])
     for result in run.run(only=["sources"], force=["sources"] if args.force else []):
         if result.state == "skipped":
             print(f"sources: up to date ({result.path}); --force reads again")
@@ -91,7 +96,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from pipelines.sources import format_table
     from pipelines.sources_stage import load_stats
 
-    stats = load_stats(args.run_dir)
+    stats = load_stats(require_run(args.run_dir))
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
     else:

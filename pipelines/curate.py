@@ -32,6 +32,7 @@ from typing import Any
 
 import apache_beam as beam
 
+from data_specs import progress
 from data_specs.errors import GlamkitError
 from data_specs.loader import to_plain
 from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
@@ -277,6 +278,7 @@ class _PreDedup(beam.DoFn):
 
     def process(self, batch: list[core.RawRecord]) -> Iterable[Any]:
         counts: dict[tuple[str, str], int] = {}
+        progress.count(STAGE_NAME, len(batch))
         for raw in batch:
             counts[(raw.component, raw.source)] = counts.get((raw.component, raw.source), 0) + 1
         for (component, source), n in sorted(counts.items()):
@@ -511,8 +513,9 @@ def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFA
     ctx.log.info("%s", dedup.describe(spec.dedup))
     print(dedup.describe(spec.dedup))  # the implied similarity threshold, on the console too
     start = time.perf_counter()
-    stats = curate(spec, ctx.run_dir, ctx.out, args, ctx.provenance, classifier_dir, sources_dir, num_shards,
-                   task_dir=task_dir)
+    with progress.watch(STAGE_NAME, _documents_in(sources_dir), "docs read", log=ctx.log):
+        stats = curate(spec, ctx.run_dir, ctx.out, args, ctx.provenance, classifier_dir, sources_dir, num_shards,
+                       task_dir=task_dir)
     seconds = time.perf_counter() - start
     if stats:
         print_table(stats)  # what `make demo` shows for this stage
@@ -521,6 +524,15 @@ def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFA
                  total.get("bytes_in", 0) / 1e6, seconds, total.get("read", 0) / max(seconds, 1e-9),
                  total.get("bytes_in", 0) / 1e6 / max(seconds, 1e-9))
     return summary_of(stats)
+
+
+def _documents_in(sources_dir: Path) -> int | None:
+    """Documents the sources stage wrote (the progress total); None if its stats cannot be read."""
+    try:
+        stats = json.loads((sources_dir / "stats.json").read_text())
+        return sum(s.get("documents", 0) for s in stats["sources"].values() if s.get("for") != "classifier") or None
+    except (OSError, ValueError, KeyError, AttributeError):
+        return None
 
 
 def make_stage(mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS, standalone: bool = False) -> Any:

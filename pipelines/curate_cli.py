@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from glamkit.args import add_dry_run, print_plan, require_run
 from pipelines.beam_options import pass_unknown_to_beam
 
 EPILOG = """Examples:
@@ -35,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", dest="run_dir", type=Path, default=Path("runs/demo"), help="run folder with sources/")
     p.add_argument("--force", action="store_true", help="rerun even if RUN/curated is up to date")
     p.add_argument("--json", action="store_true", help="print stats.json instead of the table")
+    add_dry_run(p)
     p.set_defaults(func=cmd_curate, beam_args=[])
     pass_unknown_to_beam(p)
 
@@ -49,11 +51,14 @@ def cmd_curate(args: argparse.Namespace) -> int:
 
     spec = spec_path("mixtures", args.spec)
     pipeline_options(args.beam_args)  # refuse a bad Beam flag before any work
+    require_run(args.run_dir, "sources")
     layout = _recipe_layout(args.run_dir, spec)
     if layout is None:  # no recipe stage, or its upstream stages are not done: curate RUN/sources as it is
         stage = make_stage(spec, standalone=True)
         stage = type(stage)(**{**stage.__dict__, "inputs": standalone_inputs(spec, args.run_dir)})
         layout = RunLayout(args.run_dir, [stage])
+    if args.dry_run:
+        return print_plan(layout, [STAGE_NAME], [STAGE_NAME] if args.force else [])
     with beam_args(args.beam_args):
         results = layout.run(only=[STAGE_NAME], force=[STAGE_NAME] if args.force else [])
     result = next(r for r in results if r.name == STAGE_NAME)

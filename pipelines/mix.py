@@ -33,6 +33,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
+from data_specs import progress
 from data_specs.errors import GlamkitError
 from data_specs.hashing import hash_file, uniform
 from data_specs.shards import ComponentMix, ShardInfo, ShardManifest
@@ -229,6 +230,7 @@ class _Tokenize(beam.DoFn):
 
     def process(self, batch: list[tuple[str, str, str]]) -> Iterable[tuple]:
         encoded = self.sp.encode([t for _, _, t in batch])
+        progress.count(STAGE_NAME, len(batch))
         for (component, doc_id, _), ids in zip(batch, encoded, strict=True):
             tokens = np.empty(len(ids) + 1, np.int32)
             tokens[:-1] = ids
@@ -449,7 +451,8 @@ def mix_stage(ctx: Any, mixture_spec_path: str | Path) -> dict[str, Any]:
     args = current_beam_args()
     ctx.log.info("mix: beam args %s", " ".join(args) or "(none: in-process FnApiRunner)")
     start = time.perf_counter()
-    manifest = mix(spec, curated, tokenizer, Path(ctx.out), args, upstream_hashes(ctx.provenance))
+    with progress.watch(STAGE_NAME, _kept_in(curated), "docs tokenized", log=ctx.log):
+        manifest = mix(spec, curated, tokenizer, Path(ctx.out), args, upstream_hashes(ctx.provenance))
     seconds = time.perf_counter() - start
     split_tokens = manifest["extra"]["split_tokens"]
     for warning in manifest["extra"].get("warnings", []):
@@ -457,6 +460,14 @@ def mix_stage(ctx: Any, mixture_spec_path: str | Path) -> dict[str, Any]:
     tokens = sum(split_tokens.values())
     ctx.log.info("mix: %d tokens in %.1f s (%.0f tokens/s)", tokens, seconds, tokens / max(seconds, 1e-9))
     return {"split_tokens": split_tokens, "epochs": {c: m["epochs"] for c, m in manifest["components"].items()}}
+
+
+def _kept_in(curated: Path) -> int | None:
+    """Documents curation kept (the progress total); None if its stats cannot be read."""
+    try:
+        return int(json.loads((curated / "stats.json").read_text())["total"]["kept"]) or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @dataclass(frozen=True)

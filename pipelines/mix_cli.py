@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
+from glamkit.args import add_dry_run, add_set_option, print_plan, require_run
 from pipelines.beam_options import pass_unknown_to_beam
 
 FMT = argparse.RawDescriptionHelpFormatter
@@ -81,8 +83,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", dest="run_dir", type=Path, default=Path("runs/demo"),
                    help="run folder (default: runs/demo)")
     p.add_argument("--force", action="store_true", help="rerun even if the stage is up to date")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a mixture spec key (dotted), e.g. mixing.budget_tokens=2000000")
+    add_set_option(p, "mixture spec", "mixing.budget_tokens=2000000")
+    add_dry_run(p)
 
 
 # ------------------------------------------------------------------------------------------------ running
@@ -105,17 +107,28 @@ def resolve_spec(spec: str, overrides: list[str], run_dir: Path) -> Path:
     return out
 
 
-def run_stage(run_dir: Path, spec: Path, name: str, make: Any, force: bool) -> Any:
-    """Run one stage: in the recipe's layout when it holds the stage with its upstream done, else standalone."""
+def stage_layout(run_dir: Path, spec: Path, name: str, make: Any) -> Any:
+    """The recipe's layout when it holds the stage with its upstream done, else one with the stage standalone."""
     from data_specs.stages import RunLayout
     from glamkit.pipeline import layout
 
     recipe = layout(run_dir, spec)
     names = [s.name for s in recipe.stages]
     if name in names and all(recipe.is_done(n) for n in recipe.stage(name).needs):
-        run = recipe
-    else:
-        run = RunLayout(run_dir, [make(spec, standalone=True, run_dir=run_dir)])
+        return recipe
+    return RunLayout(run_dir, [make(spec, standalone=True, run_dir=run_dir)])
+
+
+def dry_run(args: argparse.Namespace, name: str, make: Any) -> int:
+    """--dry-run: the spec resolved with --set (into a temporary folder), the stage plan printed; nothing written."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = resolve_spec(args.spec, args.set, Path(tmp))
+        return print_plan(stage_layout(args.run_dir, spec, name, make), [name], [name] if args.force else [])
+
+
+def run_stage(run_dir: Path, spec: Path, name: str, make: Any, force: bool) -> Any:
+    """Run one stage in `stage_layout`'s layout."""
+    run = stage_layout(run_dir, spec, name, make)
     results = run.run(only=[name], force=[name] if force else [])
     return next(r for r in results if r.name == name)
 
@@ -129,6 +142,9 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
 
     from pipelines.tokenizer import INFO_FILE, STAGE_NAME, make_stage
 
+    require_run(args.run_dir, "curated")
+    if args.dry_run:
+        return dry_run(args, STAGE_NAME, make_stage)
     spec = resolve_spec(args.spec, args.set, args.run_dir)
     result = run_stage(args.run_dir, spec, STAGE_NAME, make_stage, args.force)
     info = json.loads((result.path / INFO_FILE).read_text())
@@ -145,6 +161,9 @@ def cmd_mix(args: argparse.Namespace) -> int:
     from pipelines.mix import MANIFEST, STAGE_NAME, make_stage
 
     pipeline_options(args.beam_args)  # refuse a bad Beam flag before any work
+    require_run(args.run_dir, "curated", "tokenizer")
+    if args.dry_run:
+        return dry_run(args, STAGE_NAME, make_stage)
     spec = resolve_spec(args.spec, args.set, args.run_dir)
     with beam_args(args.beam_args):
         result = run_stage(args.run_dir, spec, STAGE_NAME, make_stage, args.force)
@@ -190,7 +209,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise GlamkitError("--budget is for planning mode (--plan SPEC); a run's budget is its spec's")
     from pipelines.report import REPORT_HTML, STAGE_NAME, link_report, make_stage
 
-    run_dir = args.run_dir or Path("runs/demo")
+    run_dir = require_run(args.run_dir or Path("runs/demo"))
     spec = resolve_spec(args.spec, [], run_dir)
     result = run_stage(run_dir, spec, STAGE_NAME, make_stage, args.force)
     link = link_report(run_dir)

@@ -170,7 +170,7 @@ def _plot_quality(r: Mapping[str, Any], component: str) -> str:
         ax.set_xlim(0, 1)
         ax2 = ax.twinx()
         rule = r.get("keep_rule") or {}
-        if rule.get("kind") == "pareto":
+        if rule.get("kind") == "pareto" and isinstance(rule.get("alpha"), (int, float)):  # not an unfitted "auto"
             xs = [i / 200 for i in range(201)]
             ax2.plot(xs, [(2 - x) ** -rule["alpha"] for x in xs], color=CURVE, lw=1.8,
                      label=f"keep rule (2 - s)^-{rule['alpha']:.3g}")

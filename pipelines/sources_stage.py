@@ -13,11 +13,12 @@ import json
 import logging
 import os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 from data_specs.loader import to_plain
+from data_specs.progress import track
 from data_specs.records import read_jsonl_gz, write_jsonl_gz
 from data_specs.specs import SourceSpec
 from data_specs.stages import Stage, StageContext
@@ -61,10 +62,12 @@ def read_sources(sources: list[SourceSpec], out_dir: Path, unavailable: dict[str
     todo = [s for s in sources if s.name not in unavailable]
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
     if workers == 1:
-        results = [read_one(s, out_dir, cache) for s in todo]
+        results = [read_one(s, out_dir, cache) for s in track(todo, "sources", unit="sources")]
     else:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(read_one, todo, [out_dir] * len(todo), [cache] * len(todo)))
+            futures = {pool.submit(read_one, s, out_dir, cache): s.name for s in todo}
+            done = {futures[f]: f.result() for f in track(as_completed(futures), "sources", len(todo), "sources")}
+            results = [done[s.name] for s in todo]
     per_source = {s.name: r[0] for s, r in zip(todo, results, strict=True)}
     groups = {s.name: r[1] for s, r in zip(todo, results, strict=True)}
     for s in sources:

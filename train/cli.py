@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+
+from glamkit.args import add_dry_run, add_set_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--config", help="train spec name (data_specs/train/<name>.yaml) or path")
-    p.add_argument("--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
-                   help="override keys (dotted), e.g. --set steps=50 optimizer.learning_rate=0.005")
+    add_set_option(p, "the train spec's", "steps=50")
+    add_dry_run(p)
     p.add_argument("--run", dest="run_dir", help="run folder (created; resumed if it has checkpoints)")
     p.add_argument("--shards", default=None, help="shard folder with manifest.json (default: the spec's `shards`)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -59,7 +62,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.plan:
         if not args.devices or not args.device_memory:
             raise GlamkitError("--plan needs --devices N and --device-memory GB")
-        load_train_spec(args.plan, parse_set_args(args.set))  # a bad spec fails here, in one line
+        spec = load_train_spec(args.plan, parse_set_args(args.set))  # a bad spec fails here, in one line
+        if args.dry_run:
+            print(f"dry run: would compile one step of {spec.name} on {args.devices} devices of "
+                  f"{args.device_memory:g} GiB (nothing compiled)")
+            return 0
         from train.plan import format_plan, plan_in_subprocess
 
         plan = plan_in_subprocess(args.plan, args.devices, args.device_memory, args.set)
@@ -69,6 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise GlamkitError("train needs --config and --run (or --plan CONFIG --devices N --device-memory GB)")
 
     spec = load_train_spec(args.config, parse_set_args(args.set))
+    if args.dry_run:
+        return _dry_run(spec, args)
     from train.mesh import init_distributed
 
     init_distributed(args.coordinator, args.num_processes, args.process_id)
@@ -79,4 +88,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     if summary["interrupted"]:
         print(f"stopped by SIGTERM at step {summary['steps']}; rerun the same command to resume")
         return 143
+    return 0
+
+
+def _dry_run(spec, args: argparse.Namespace) -> int:  # type: ignore[no-untyped-def]
+    """--dry-run: the spec loaded, the shards' manifest checked; the run folder is not touched."""
+    from data_specs.errors import GlamkitError
+
+    if not (args.shards or spec.shards):
+        raise GlamkitError(f"train spec {spec.name} names no shards: pass --shards RUN/shards")
+    shards = Path(args.shards or spec.shards)
+    if not (shards / "manifest.json").is_file():
+        raise GlamkitError(f"{shards}: no manifest.json (run `glamkit mix` first)")
+    state = "resumes" if (Path(args.run_dir) / "checkpoints").is_dir() else "starts"
+    print(f"dry run: train {spec.name} ({spec.model}), {spec.steps} steps on {shards} -> {args.run_dir} ({state}; "
+          "nothing written)")
     return 0

@@ -87,3 +87,13 @@ def test_chromium_check_fails_on_an_empty_plot(tmp_path: Path) -> None:
 def test_chromium_check_passes_when_every_plot_has_data(tmp_path: Path) -> None:
     proc = _check(_page(tmp_path / "r.html", {"one": True, "two": True}), tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_quality_plot_with_an_unfitted_alpha_auto_draws_no_curve() -> None:
+    """A run where no page reached the score keeps `alpha: "auto"` unresolved: the report still renders."""
+    from pipelines.report_html import _plot_quality
+
+    quality = {"dropped": [1, 0, 0, 0], "kept": [0, 0, 0, 2], "keep_rate": [0.0, None, None, 1.0]}
+    report = {"score_bins": 4, "keep_rule": {"kind": "pareto", "alpha": "auto"}, "keep_curve": None,
+              "components": {"web": {"quality": quality}}}
+    assert "data:image/png;base64," in _plot_quality(report, "web")
