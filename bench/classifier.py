@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data_specs import specs
 from filters.normalize import model_text
 from filters.quality import QualityClassifier, load_classifier, make_vectorizer
-from pipelines.classifier_job import load_sources, train
+from pipelines.classifier_job import train
+from pipelines.sources_stage import load_sources
 
 
 def ensure_sources(run: Path) -> None:

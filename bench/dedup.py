@@ -103,7 +103,7 @@ def build_inputs(run: Path, scales: list[int], max_chars: int) -> dict[int, Path
     """RUN/dedup-bench/<N>x/: JSONL.gz document files (the 1x files are shared by hard links)."""
     from data_specs.hashing import uniform
     from data_specs.records import Document, read_documents, write_jsonl_gz
-    from pipelines.classifier_job import source_files
+    from pipelines.sources_stage import source_files
 
     root = run / "dedup-bench" / f"chars{max_chars}"
     base = root / "replicas"

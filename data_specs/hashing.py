@@ -76,13 +76,3 @@ def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
             h.update(block)
     return h.hexdigest()
 
-
-def hash_tree(path: str | Path) -> str:
-    """Fingerprint of a file or of a directory's files (relative names and contents), in sorted order."""
-    path = Path(path)
-    if path.is_file():
-        return hash_file(path)
-    h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(file.relative_to(path).as_posix().encode() + b"\0" + hash_file(file).encode() + b"\0")
-    return h.hexdigest()

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.hashing import hash_file, hash_value
 from data_specs.loader import to_plain
@@ -173,12 +174,12 @@ class RunLayout:
         summary = stage.run(ctx)
         seconds = time.perf_counter() - start
         marker = {"key": key, "provenance": provenance, "summary": summary}
-        _write_synced(tmp / MARKER, json.dumps(marker, sort_keys=True, indent=2) + "\n")
+        fileio.write_json(tmp / MARKER, marker, sort_keys=True, indent=2)
         if final.exists():
             os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
-        _fsync_dir(self.run_dir)
+        fileio.fsync_folder(self.run_dir)
         log.info("stage %s: done in %.1f s", stage.name, seconds)
         return StageResult(stage.name, "ran", key, final, summary, seconds)
 
@@ -197,19 +198,6 @@ def fingerprint(path: str | Path) -> str:
     return hash_value(parts)
 
 
-def _write_synced(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _stage_logger(run_dir: Path, name: str) -> logging.Logger:

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from data_specs import io as fileio
 from data_specs import specs
 from data_specs.loader import to_plain
 from data_specs.specs import StudySpec
@@ -78,8 +79,8 @@ def prepare_arms(study: StudySpec, study_dir: Path) -> list[Path]:
         arm_dir = study_dir / arm.name
         _link_shared(common, arm_dir)
         spec_file = study_dir / f"mixture-{arm.name}.yaml"
-        spec_file.write_text(yaml.safe_dump(arm_mixture(base, arm.quality_filter_web, tokenizer_model),
-                                            sort_keys=False))
+        fileio.write_text(spec_file, yaml.safe_dump(arm_mixture(base, arm.quality_filter_web, tokenizer_model),
+                                                    sort_keys=False))
         print(f"study {study.name}: arm {arm.name} (web quality filter {'on' if arm.quality_filter_web else 'off'})")
         layout(arm_dir, spec_file).run(only=["report"])
         if tokenizer_model is None:
@@ -99,6 +100,6 @@ def run_study(study_spec: str | Path, study_dir: Path) -> dict[str, Any]:
     from eval.study_report import summarise, write_report
 
     summary = summarise(study, study_dir)
-    (study_dir / "study.json").write_text(json.dumps(summary, sort_keys=True, indent=2) + "\n")
+    fileio.write_json(study_dir / "study.json", summary, sort_keys=True, indent=2)
     write_report(summary, study_dir / "study.html")
     return summary

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from data_specs import io as fileio
 from data_specs.specs import StudySpec
 
 
@@ -162,6 +163,4 @@ t-test on the per-seed values; difference = {arms[0]} − {arms[1]}.</p>
 <h2>Per task</h2><img alt="tasks" src="data:image/png;base64,{tasks_png}">
 <h2>Training curves</h2><img alt="curves" src="data:image/png;base64,{curves_png}">
 </body></html>"""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    fileio.write_text(path, page)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from data_specs import io as fileio
+
 FMT = argparse.RawDescriptionHelpFormatter
 
 
@@ -84,7 +86,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace):
     from data_specs import specs
-    from pipelines.classifier_job import load_sources
+    from pipelines.sources_stage import load_sources
 
     spec = specs.load("classifier", args.spec)
     out = args.out or args.run_dir / "classifier"
@@ -140,7 +142,6 @@ def _mixture_keep(mixture: str, run_dir: Path, model_dir: Path):
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    import json
 
     from data_specs import specs
     from pipelines.keep_calibration import calibrate_run, calibration_record, format_calibration, plot_calibration
@@ -149,8 +150,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     model = args.model or args.run_dir / "classifier"
     cal, cands, reference = calibrate_run(args.run_dir, spec, model, args.target_keep)
     print(format_calibration(cal, cands, spec.quality.keep if spec.quality else None, reference))
-    (model / "calibration.json").write_text(json.dumps(calibration_record(cal, cands), sort_keys=True, indent=2)
-                                            + "\n")
+    fileio.write_json(model / "calibration.json", calibration_record(cal, cands), sort_keys=True, indent=2)
     plot_calibration(cal, cands, reference, model / "calibration.png")
     print(f"wrote {model / 'calibration.json'} and {model / 'calibration.png'}; to use it: keep: {{kind: pareto, "
           f"alpha: {cal.alpha:.3g}}} in the mixture, or alpha: auto to have curation fit it on every run")

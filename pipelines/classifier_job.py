@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -12,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from data_specs.errors import GlamkitError
+from data_specs import io as fileio
 from data_specs.hashing import hash_value
 from data_specs.loader import to_plain
 from data_specs.records import Document, read_documents, write_jsonl_gz, write_parquet
@@ -21,31 +20,8 @@ from data_specs.stages import StageContext
 from filters.classifier_data import Example, SplitSets, build_sets
 from filters.classifier_eval import binary_metrics, leave_one_source_out, source_out, worst
 from filters.keep import apply_keep_rule, keep_probability
-from filters.quality import QualityClassifier, load_classifier, new_classifier, save_reference_scores
-
-HIST_BINS = 20
-
-
-def source_files(run_dir: Path) -> dict[str, Path]:
-    """source name -> its document file in RUN/sources/ (or in `run_dir` itself if it is a sources folder)."""
-    folder = Path(run_dir) / "sources"
-    if not folder.is_dir() and (Path(run_dir) / "stats.json").exists():
-        folder = Path(run_dir)
-    files = {}
-    for path in sorted(folder.glob("*.jsonl.gz")) + sorted(folder.glob("*.parquet")):
-        files.setdefault(path.name.split(".")[0], path)
-    if not files:
-        raise GlamkitError(f"{folder}: no source documents (run `glamkit sources read --run {run_dir}` first)")
-    return files
-
-
-def load_sources(run_dir: Path, names: Iterable[str] | None = None) -> dict[str, list[Document]]:
-    files = source_files(run_dir)
-    wanted = sorted(files) if names is None else sorted(set(names))
-    missing = [n for n in wanted if n not in files]
-    if missing:
-        raise GlamkitError(f"{run_dir}/sources: no documents for {', '.join(missing)} (have: {', '.join(files)})")
-    return {n: list(read_documents(files[n])) for n in wanted}
+from filters.quality import SCORE_BINS, QualityClassifier, load_classifier, new_classifier, save_reference_scores
+from pipelines.sources_stage import load_sources, without_unavailable
 
 
 def classifier_stage(ctx: StageContext, classifier_spec: str | Path) -> dict[str, Any]:
@@ -61,21 +37,6 @@ def classifier_stage(ctx: StageContext, classifier_spec: str | Path) -> dict[str
     print(f"classifier {spec.name} ({spec.backend}):\n{format_eval(result)}")
     return {k: result[k] for k in ("heldout_split", "roc_auc", "pr_auc", "f1", "worst_leave_one_source_out",
                                    "worst_web_leave_one_source_out", "leave_one_source_out_roc_auc")}
-
-
-def without_unavailable(spec: ClassifierSpec, sources_dir: Path) -> ClassifierSpec:
-    """The spec minus the sources the sources stage could not fetch here (no npm, no apt), with a warning."""
-    from dataclasses import replace
-
-    from pipelines.sources_stage import load_stats
-
-    missing = {n for n, s in load_stats(sources_dir)["sources"].items() if s.get("unavailable")}
-    dropped = sorted(missing & {s.source for s in spec.positives + spec.negatives})
-    if not dropped:
-        return spec
-    print(f"warning: classifier {spec.name}: sources {', '.join(dropped)} are unavailable here; trained without them")
-    return replace(spec, positives=tuple(s for s in spec.positives if s.source not in missing),
-                   negatives=tuple(s for s in spec.negatives if s.source not in missing))
 
 
 def _fit(spec: ClassifierSpec, examples: list[Example]) -> QualityClassifier:
@@ -130,7 +91,7 @@ def evaluate(
     result["keep_rule"] = None if keep is None else {"rule": keep.describe(), "from": keep_from, **to_plain(keep)}
     result["roc_curve"] = _roc_points(sets, heldout_scores)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "eval.json").write_text(json.dumps(result, sort_keys=True, indent=2) + "\n")
+    fileio.write_json(out_dir / "eval.json", result, sort_keys=True, indent=2)
     from pipelines.classifier_plot import plot_eval
 
     plot_eval(result, out_dir / "eval.png")
@@ -175,7 +136,7 @@ def score_components(
     out = {}
     for component, docs in sorted(by_component.items()):
         scores = clf.score([d.text for d in docs])
-        hist, _ = np.histogram(scores, bins=HIST_BINS, range=(0.0, 1.0))
+        hist, _ = np.histogram(scores, bins=SCORE_BINS, range=(0.0, 1.0))
         row: dict[str, Any] = {
             "documents": len(docs),
             "mean_score": float(scores.mean()),

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from data_specs import io as fileio
+
 
 def plot_eval(result: dict[str, Any], path: Path) -> None:
     import matplotlib
@@ -49,8 +51,6 @@ def plot_eval(result: dict[str, Any], path: Path) -> None:
     hist.set(title="Quality score by component", xlabel="score", ylabel="share of documents")
     hist.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.18 if rule else 1.02, 1.0), frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, metadata={"Software": None})
+    with fileio.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, metadata={"Software": None})
     plt.close(fig)
-    tmp.replace(path)

@@ -4,7 +4,7 @@ which calls the pure functions in `filters/` (normalize, rules, quality, keep).
     RUN/sources/<source>.{jsonl.gz,parquet}
       -> read raw records (batches)  -> reshuffle
       -> decode/schema check, eval holdout, normalise, language filter, heuristic rules  (curate_core.pre_dedup)
-      -> DEDUP_STAGES, in order: exact + near dedup, decontamination against RUN/tasks  (pipelines/dedup.py)
+      -> dedup: exact + near dedup, decontamination against RUN/tasks  (pipelines/dedup.py)
       -> quality score + keep rule, quality-filtered components only            (curate_core.score_batch, apply_keep)
       -> outputs, each file sorted and written under a temporary name, then renamed
 
@@ -32,12 +32,15 @@ from typing import Any
 
 import apache_beam as beam
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.loader import to_plain
+from data_specs.records import component_order
 from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
 from pipelines import curate_core as core
 from pipelines import dedup, job_checks
 from pipelines.buffered import BufferedDoFn
+from pipelines.sources_stage import document_files, source_files
 
 log = logging.getLogger("glamkit.curate")
 
@@ -73,14 +76,6 @@ class CuratePlan:
     reference_scores: tuple[float, ...] = ()  # alpha auto: the classifier's held-out positives' scores
 
 
-# A dedup stage: (plan, PCollection[Curated] of alive documents) -> PCollection[Curated], the same documents, those
-# it rejects as copies with drop_reason set ("exact_duplicate", "near_duplicate", "contaminated"); or a pair (that
-# PCollection, a one-element PCollection of a JSON-able summary, which stats.json keeps under "dedup").
-# They run in order after the heuristic rules and before scoring; conservation and outputs need no change.
-DedupStage = Callable[[CuratePlan, Any], Any]
-DEDUP_STAGES: list[tuple[str, DedupStage]] = [("Dedup", dedup.dedup_stage)]
-
-
 # ------------------------------------------------------------------------------------------------ planning
 def curation_config(spec: MixtureSpec, num_shards: int = DEFAULT_SHARDS,
                     samples_per_reason: int = DEFAULT_SAMPLES) -> dict[str, Any]:
@@ -104,9 +99,7 @@ def make_plan(spec: MixtureSpec, sources_dir: Path, classifier_dir: Path | None,
               batch_size: int = DEFAULT_BATCH, samples_per_reason: int = DEFAULT_SAMPLES,
               task_dir: Path | None = None) -> CuratePlan:
     """`task_dir`: the built-in tasks (RUN/tasks) that decontamination compares with, besides the spec's files."""
-    from pipelines.classifier_job import source_files
-
-    files = source_files(sources_dir.parent) if sources_dir.name == "sources" else _files_in(sources_dir)
+    files = source_files(sources_dir.parent) if sources_dir.name == "sources" else document_files(sources_dir)
     splits: list[core.InputSplit] = []
     missing = []
     for component, comp in sorted(spec.components.items()):
@@ -167,13 +160,6 @@ def _dedup_config(spec: MixtureSpec, task_dir: Path | None) -> dedup.DedupConfig
     return dedup.config_for(d, task_dir)
 
 
-def _files_in(folder: Path) -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    for path in sorted(folder.glob("*.jsonl.gz")) + sorted(folder.glob("*.parquet")):
-        files.setdefault(path.name.split(".")[0], path)
-    return files
-
-
 def classifier_dir_for(spec: MixtureSpec, run_dir: Path, upstream: Path | None = None) -> Path | None:
     """The trained classifier: the mixture's `quality.classifier` if it names a model folder, else the run's."""
     if spec.quality is None:
@@ -201,13 +187,10 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
         batches = batches | "Spread" >> beam.Reshuffle()
     pre = batches | "Rules" >> beam.ParDo(_PreDedup(plan)).with_outputs("read", main="items")
     items = pre.items
-    summaries: list[Any] = []
-    for _name, stage in DEDUP_STAGES if plan.dedup is not None else ():
-        out = stage(plan, items)  # every item in, the same items out: a stage judges the alive ones only
-        if isinstance(out, tuple):
-            out, summary = out
-            summaries.append(summary)
-        items = out
+    if plan.dedup is not None:  # every item in, the same items out: dedup judges the alive ones only
+        items, dedup_summary = dedup.dedup_stage(plan, items)
+    else:
+        dedup_summary = pipeline | "NoDedupSummary" >> beam.Create([])
     items = items | "Score" >> beam.ParDo(_Score(plan))
     if core.needs_fit(plan.keep):  # top_fraction, alpha auto: fitted on every score of the component first
         fits = (
@@ -245,11 +228,6 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
         | "WriteEmpty" >> beam.ParDo(_WriteEmpty(plan), *[beam.pvalue.AsList(w) for w in written])
     )
 
-    dedup_summary = (
-        summaries[0] if len(summaries) == 1
-        else summaries | "DedupSummaries" >> beam.Flatten() if summaries
-        else pipeline | "NoDedupSummary" >> beam.Create([])
-    ) | "DedupSummaryList" >> beam.combiners.ToList()
     read_stats = (pre.read | "ReadStats" >> beam.Map(lambda r: ("read", r))
                   | "ReadTotals" >> beam.CombineGlobally(_StatsFn()))
     outcome_stats = routed.outcomes | "OutcomeTotals" >> beam.CombineGlobally(_StatsFn())
@@ -257,7 +235,8 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
         pipeline
         | "StatsOnce" >> beam.Create([None])
         | "WriteStats" >> beam.ParDo(_WriteStats(plan), beam.pvalue.AsSingleton(read_stats),
-                                     beam.pvalue.AsSingleton(outcome_stats), beam.pvalue.AsSingleton(dedup_summary),
+                                     beam.pvalue.AsSingleton(outcome_stats),
+                                     beam.pvalue.AsSingleton(dedup_summary, default_value=None),
                                      beam.pvalue.AsDict(keep_rules))
     )
 
@@ -368,9 +347,9 @@ class _WriteSamples(beam.DoFn):
 
     def process(self, element: tuple) -> Iterable[Any]:
         rows = [s for group in element[1] for s in group]
-        rows.sort(key=lambda s: (core._component_order(s[3]["component"]), core._reason_order(s[3]["drop_reason"]),
+        rows.sort(key=lambda s: (component_order(s[3]["component"]), core._reason_order(s[3]["drop_reason"]),
                                  s[0], s[1], s[2]))
-        core.write_jsonl_gz_atomic(f"{self.out_dir}/{SAMPLES_FILE}", [s[3] for s in rows])
+        fileio.write_jsonl_gz(f"{self.out_dir}/{SAMPLES_FILE}", [s[3] for s in rows])
         yield SAMPLES_FILE
 
 
@@ -380,7 +359,7 @@ class _WriteDeadLetter(beam.DoFn):
 
     def process(self, element: tuple) -> Iterable[Any]:
         rows = sorted(element[1], key=lambda r: (r["source"], r["locator"]))
-        core.write_jsonl_gz_atomic(f"{self.out_dir}/{DEAD_LETTER_FILE}", rows)
+        fileio.write_jsonl_gz(f"{self.out_dir}/{DEAD_LETTER_FILE}", rows)
         yield DEAD_LETTER_FILE
 
 
@@ -434,16 +413,15 @@ class _WriteStats(beam.DoFn):
     def __init__(self, plan: CuratePlan) -> None:
         self.out_dir, self.components, self.missing = plan.out_dir, plan.components, plan.missing_sources
 
-    def process(self, _: None, reads: dict, outcomes: dict, dedup_summaries: list,
+    def process(self, _: None, reads: dict, outcomes: dict, dedup_summary: dict | None,
                 keep_rules: dict) -> Iterable[None]:
         stats = core.merge_stats(core.merge_stats({}, reads), outcomes)
         final = core.finish_stats(stats, self.components)  # raises ConservationError: the job fails
         final["missing_sources"] = list(self.missing)
         final["keep_rules"] = dict(sorted(keep_rules.items()))  # per quality-filtered component: as applied
-        if dedup_summaries:
-            final["dedup"] = dedup_summaries[0] if len(dedup_summaries) == 1 else dedup_summaries
-        core.write_bytes_atomic(f"{self.out_dir}/{STATS_FILE}",
-                                (json.dumps(final, sort_keys=True, indent=2) + "\n").encode())
+        if dedup_summary is not None:
+            final["dedup"] = dedup_summary
+        fileio.write_json(f"{self.out_dir}/{STATS_FILE}", final, sort_keys=True, indent=2)
         return ()
 
 
@@ -456,14 +434,11 @@ def run_job(plan: CuratePlan, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     options = pipeline_options(beam_args)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, plan)
-    result = pipeline.run()
-    state = result.wait_until_finish()
-    if str(state) not in ("DONE", "PipelineState.DONE"):
-        raise GlamkitError(f"curate: the Beam job ended in state {state}")
+    job_checks.run_to_completion(pipeline, "curate")
     # The runner may report success having skipped a branch: what was written must match what was counted.
     stats_path = f"{plan.out_dir}/{STATS_FILE}"
-    job_checks.fail_if("curate", [] if job_checks.exists(stats_path) else [STATS_FILE], [])
-    with core.open_binary(stats_path) as f:
+    job_checks.fail_if("curate", [] if fileio.exists(stats_path) else [STATS_FILE], [])
+    with fileio.open_read(stats_path) as f:
         stats = json.loads(f.read())
     core.finish_stats(stats["components"], plan.components)  # the job checked it; check what was written
     job_checks.check_curated(plan, stats, {"samples": SAMPLES_FILE, "dead": DEAD_LETTER_FILE})

@@ -10,7 +10,7 @@ Stages, in order; a document leaves at the first that rejects it, and that stage
   3. language               -> "language", "min_language_score"
   4. heuristic rules        -> filters.rules.TEXT_RULES ("min_words", ..., "min_stop_words")
   5. dedup                  -> DEDUP_REASONS: exact, then near duplicates, then contaminated (pipelines/dedup.py,
-                               plugged in between rules and scoring: pipelines/curate.py's DEDUP_STAGES)
+                               between rules and scoring: pipelines/curate.py's build)
   6. quality score + keep   -> "quality" (components with quality_filter only; the score is kept on every document
                                that reaches this stage, dropped or not)
 """
@@ -23,26 +23,28 @@ import json
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
-from data_specs.records import COMPONENTS, DOCUMENT_SCHEMA, Document, json_value
+from data_specs.records import DOCUMENT_SCHEMA, Document, component_order, json_value
 from data_specs.specs import KeepRuleSpec, RulesSpec
 from filters.holdout import is_eval_holdout  # the eval tasks' own rule: held out there, dropped here
 from filters.keep import TopFractionCutoff, apply_keep_rule
 from filters.normalize import normalize_document
+from filters.quality import SCORE_BINS
 from filters.rules import LANGUAGE_RULES, TEXT_RULES, language_failure, rule_failure
 
 EVAL_HOLDOUT_REASON = "eval_holdout"
-DEDUP_REASONS: tuple[str, ...] = ("exact_duplicate", "near_duplicate", "contaminated")
+EXACT_DUPLICATE, NEAR_DUPLICATE, CONTAMINATED = "exact_duplicate", "near_duplicate", "contaminated"
+# Dedup's reasons; a dedup verdict's reason code is its place here, and a document's lowest one wins.
+DEDUP_REASONS: tuple[str, ...] = (EXACT_DUPLICATE, NEAR_DUPLICATE, CONTAMINATED)
 QUALITY_REASON = "quality"
 DROP_REASONS: tuple[str, ...] = (EVAL_HOLDOUT_REASON, *LANGUAGE_RULES, *TEXT_RULES, *DEDUP_REASONS, QUALITY_REASON)
-HIST_BINS = 20  # score histograms: 20 bins over [0, 1]
 SAMPLE_TEXT_CHARS = 4000  # dropped-document samples keep this much text (bounded output)
 DEAD_LETTER_EXCERPT = 300  # bytes of an errored record kept in the dead-letter file
 
@@ -130,16 +132,6 @@ def read_split(split: InputSplit, batch_size: int) -> Iterator[list[RawRecord]]:
         yield batch
 
 
-def open_binary(path: str) -> Any:
-    """A local file, or any Beam filesystem's (gs://, s3://, hdfs://), as raw bytes (no decompression)."""
-    if "://" not in path or path.startswith("file://"):
-        return open(path.removeprefix("file://"), "rb")
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-
-
 def _raw_records(split: InputSplit) -> Iterator[RawRecord]:
     """The split's records, undecoded. A file that cannot be read as a whole (cut short, not gzip, not Parquet) fails
     the job with one line naming it and where: its records cannot be told apart, so none would be counted."""
@@ -148,7 +140,7 @@ def _raw_records(split: InputSplit) -> Iterator[RawRecord]:
         import pyarrow.parquet as pq
 
         try:
-            with open_binary(split.path) as f:
+            with fileio.open_read(split.path) as f:
                 table = pq.ParquetFile(f, page_checksum_verification=True).read_row_group(split.part)
             table = table.cast(_binary_schema(table.schema))
             rows = table.to_pylist()
@@ -158,7 +150,7 @@ def _raw_records(split: InputSplit) -> Iterator[RawRecord]:
         for i, row in enumerate(rows):
             yield RawRecord(split.source, split.component, f"{name}:rg{split.part}:row{i}", row)
         return
-    with open_binary(split.path) as raw:
+    with fileio.open_read(split.path) as raw:
         stream = gzip.GzipFile(fileobj=raw) if split.path.endswith(".gz") else raw
         lineno = 0
         try:
@@ -190,7 +182,7 @@ def parquet_splits(source: str, component: str, path: str) -> list[InputSplit]:
     import pyarrow.parquet as pq
 
     try:
-        with open_binary(path) as f:
+        with fileio.open_read(path) as f:
             n = pq.ParquetFile(f).metadata.num_row_groups
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise GlamkitError(f"{path}: byte 0: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
@@ -428,15 +420,15 @@ def empty_component_stats() -> dict[str, Any]:
         "bytes_in": 0,
         "bytes_out": 0,
         "sources": {},
-        "score_histogram": [0] * HIST_BINS,
-        "kept_score_histogram": [0] * HIST_BINS,
+        "score_histogram": [0] * SCORE_BINS,
+        "kept_score_histogram": [0] * SCORE_BINS,
     }
 
 
 def stat_of(it: Curated) -> tuple[str, str, str, str | None, int, int, int | None]:
     """(component, source, outcome, drop_reason, bytes_in, bytes_out, score bin) of a finished item."""
     out_bytes = len(it.doc.text.encode("utf-8")) if it.outcome == "kept" else 0
-    score_bin = None if it.quality_score is None else min(int(it.quality_score * HIST_BINS), HIST_BINS - 1)
+    score_bin = None if it.quality_score is None else min(int(it.quality_score * SCORE_BINS), SCORE_BINS - 1)
     return it.component, it.source, it.outcome, it.drop_reason, it.text_bytes, out_bytes, score_bin
 
 
@@ -487,9 +479,9 @@ class ConservationError(RuntimeError):
 def finish_stats(stats: Mapping[str, Any], components: Sequence[str]) -> dict[str, Any]:
     """stats.json's content, in a fixed order, after checking read == kept + sum(dropped) + errored per component
     (raises ConservationError otherwise: the job must fail, not publish)."""
-    out: dict[str, Any] = {"components": {}, "drop_reasons": list(DROP_REASONS), "histogram_bins": HIST_BINS}
+    out: dict[str, Any] = {"components": {}, "drop_reasons": list(DROP_REASONS), "histogram_bins": SCORE_BINS}
     bad = []
-    for component in sorted(set(components) | set(stats), key=_component_order):
+    for component in sorted(set(components) | set(stats), key=component_order):
         c = stats.get(component) or empty_component_stats()
         dropped = {r: c["dropped"][r] for r in sorted(c["dropped"], key=_reason_order)}
         total = c["kept"] + sum(dropped.values()) + c["errored"]
@@ -503,10 +495,6 @@ def finish_stats(stats: Mapping[str, Any], components: Sequence[str]) -> dict[st
     out["total"] = {k: sum(c[k] for c in comps) for k in ("read", "kept", "errored", "bytes_in", "bytes_out")}
     out["total"]["dropped"] = sum(sum(c["dropped"].values()) for c in comps)
     return out
-
-
-def _component_order(name: str) -> tuple[int, str]:
-    return (COMPONENTS.index(name) if name in COMPONENTS else len(COMPONENTS), name)
 
 
 def _reason_order(reason: str) -> tuple[int, str]:
@@ -523,44 +511,4 @@ def write_table_atomic(path: str, table: pa.Table, provenance: Mapping[str, Any]
         table = table.replace_schema_metadata(meta)
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP)
-    write_bytes_atomic(path, sink.getvalue().to_pybytes())
-
-
-def write_jsonl_gz_atomic(path: str, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Deterministic gzip'd JSONL (no gzip timestamp or name), temporary name + rename."""
-    import io
-
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
-        for row in rows:
-            gz.write((json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
-    write_bytes_atomic(path, buf.getvalue())
-
-
-def write_bytes_atomic(path: str, data: bytes) -> None:
-    import os
-    import uuid
-
-    if "://" not in path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp-{uuid.uuid4().hex[:8]}")
-        try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, p)
-        finally:
-            tmp.unlink(missing_ok=True)
-        return
-    from apache_beam.io.filesystem import CompressionTypes
-    from apache_beam.io.filesystems import FileSystems
-
-    head, name = path.rsplit("/", 1)
-    tmp = f"{head}/.{name}.tmp-{uuid.uuid4().hex[:8]}"
-    with FileSystems.create(tmp, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-        f.write(data)
-    if FileSystems.exists(path):
-        FileSystems.delete([path])
-    FileSystems.rename([tmp], [path])
+    fileio.write_bytes(path, sink.getvalue().to_pybytes())

@@ -23,7 +23,7 @@ cluster is its highest-priority component's smallest id. Nodes travel as 63-bit 
 shuffle but verification's and decontamination's carries packs (pipelines.packs): a few byte strings per partition,
 not an object per row, so a shuffle held in memory (the in-process runner's) costs a few bytes a row.
 
-The curate job calls `dedup_stage` (its DEDUP_STAGES hook); `dedup_files_job` runs the same transforms over
+The curate job calls `dedup_stage`; `dedup_files_job` runs the same transforms over
 document files on their own (bench/dedup.py), writing the survivors' documents by re-reading the files.
 """
 
@@ -44,19 +44,21 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
+from data_specs import io as fileio
 from data_specs.records import COMPONENTS
 from data_specs.specs import DedupSpec
 from filters import dedup as fd
 from pipelines import packs
 from pipelines.buffered import BufferedDoFn
 from pipelines.components import ConnectedComponents
+from pipelines.curate_core import CONTAMINATED, DEDUP_REASONS, EXACT_DUPLICATE, NEAR_DUPLICATE
 from pipelines.memory import return_freed_memory
 from pipelines.packs import PACK_ENTRIES, PARTITIONS, Pack, PairPacker
 
 log = logging.getLogger("glamkit.dedup")
 
-EXACT, NEAR, CONTAMINATED = "exact_duplicate", "near_duplicate", "contaminated"
-REASONS = (EXACT, NEAR, CONTAMINATED)  # a verdict's reason code is its place here; a document's lowest one wins
+EXACT, NEAR = EXACT_DUPLICATE, NEAR_DUPLICATE
+REASONS = DEDUP_REASONS  # a verdict's reason code is its place here; a document's lowest one wins
 TOP_CLUSTERS = 10
 CLUSTER_MEMBERS = 20  # ids listed per reported cluster
 SNIPPET_CHARS = 300
@@ -726,7 +728,7 @@ def _top_roots(acc: dict) -> dict:
 
 # ------------------------------------------------------------------------------------------------ curate hook
 def dedup_stage(plan: Any, alive: Any) -> tuple[Any, Any]:
-    """The curate job's dedup stage (pipelines.curate.DEDUP_STAGES): Curated items in, the same items out, the alive
+    """The curate job's dedup stage (pipelines.curate.build): Curated items in, the same items out, the alive
     ones that are duplicates or contaminated as copies with drop_reason set, plus a one-element PCollection: the
     summary. Items already dropped or errored pass through untouched."""
     config: DedupConfig = plan.dedup
@@ -774,7 +776,6 @@ class _WriteSurvivors(beam.DoFn):
 
     def process(self, path: str, index: tuple[bytes, bytes]) -> Iterable[tuple[str, int]]:
         from data_specs.records import read_documents
-        from pipelines.curate_core import write_jsonl_gz_atomic
 
         count = [0]
 
@@ -784,7 +785,7 @@ class _WriteSurvivors(beam.DoFn):
                     count[0] += 1
                     yield d.to_dict()
 
-        write_jsonl_gz_atomic(f"{self.out_dir}/documents/{Path(path).name}", kept())  # type: ignore[arg-type]
+        fileio.write_jsonl_gz(f"{self.out_dir}/documents/{Path(path).name}", kept())
         yield "kept", count[0]
 
 
@@ -793,7 +794,6 @@ def dedup_files_job(files: Sequence[str], out_dir: str | Path, spec: DedupSpec, 
     """Dedup (and decontaminate) document files on their own: OUT/documents/<file> (survivors, same order),
     OUT/verdicts.jsonl.gz (dropped id, reason, survivor or tasks; sorted), OUT/summary.json. Returns the summary."""
     from pipelines.beam_options import pipeline_options
-    from pipelines.curate_core import write_bytes_atomic, write_jsonl_gz_atomic
 
     out_dir = str(out_dir)
     config = config_for(spec, task_dir)
@@ -814,23 +814,21 @@ def dedup_files_job(files: Sequence[str], out_dir: str | Path, spec: DedupSpec, 
         parts
         | "DedupParts" >> beam.Flatten()
         | "DedupSummary" >> beam.CombineGlobally(SummaryFn())
-        | "WriteSummary" >> beam.Map(lambda acc: write_bytes_atomic(
-            f"{out_dir}/summary.json",
-            (json.dumps({**finish_summary(acc, spec, {}, stats), "kept": acc["counts"].get("kept", 0)},
-                        sort_keys=True, indent=2) + "\n").encode()))
+        | "WriteSummary" >> beam.Map(lambda acc: fileio.write_json(
+            f"{out_dir}/summary.json", {**finish_summary(acc, spec, {}, stats), "kept": acc["counts"].get("kept", 0)},
+            sort_keys=True, indent=2))
     )
     (
         verdicts
         | "VerdictPacks" >> beam.Map(lambda pack: (None, pack))
         | "VerdictsGroup" >> beam.GroupByKey()
-        | "WriteVerdicts" >> beam.Map(lambda kv: write_jsonl_gz_atomic(
+        | "WriteVerdicts" >> beam.Map(lambda kv: fileio.write_jsonl_gz(
             f"{out_dir}/verdicts.jsonl.gz", verdict_rows(kv[1])))
     )
-    state = pipeline.run().wait_until_finish()
-    if str(state) not in ("DONE", "PipelineState.DONE"):
-        raise RuntimeError(f"dedup: the Beam job ended in state {state}")
-    from pipelines.job_checks import exists, fail_if
+    from pipelines.job_checks import fail_if, run_to_completion
+
+    run_to_completion(pipeline, "dedup")
 
     expected = ["summary.json", "verdicts.jsonl.gz", *(f"documents/{Path(f).name}" for f in sorted(files))]
-    fail_if("dedup", [name for name in expected if not exists(f"{out_dir}/{name}")], [])
+    fail_if("dedup", [name for name in expected if not fileio.exists(f"{out_dir}/{name}")], [])
     return json.loads(Path(out_dir, "summary.json").read_text())

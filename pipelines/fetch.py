@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.hashing import hash_file
 from data_specs.specs import PackageRef
@@ -96,7 +97,7 @@ def fetch_package(ref: PackageRef, cache: Path | None = None) -> Fetched:
         UNPACKERS[ref.registry](archive, tree)
         os.replace(tmp, base / "archive")
         os.replace(tree, base / "tree")
-        (base / MARKER).write_text(json.dumps({"archive": archive.name, "sha256": digest}, sort_keys=True) + "\n")
+        fileio.write_json(base / MARKER, {"archive": archive.name, "sha256": digest}, sort_keys=True)
         log.info("fetched %s %s (%s) into %s", ref.name, ref.version, ref.registry, base)
         return Fetched(ref, base / "tree", base / "archive" / archive.name, digest, True)
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 
 LISTED = 5  # missing files named in the message (then "and N more")
@@ -23,29 +24,23 @@ class OutputCheckError(GlamkitError):
     """A job's written outputs do not match what it counted: nothing is published."""
 
 
-def exists(path: str) -> bool:
-    """A local path or any Beam filesystem's."""
-    if "://" not in path or path.startswith("file://"):
-        return Path(path.removeprefix("file://")).is_file()
-    from apache_beam.io.filesystems import FileSystems
-
-    return FileSystems.exists(path)
+def run_to_completion(pipeline: Any, job: str) -> None:
+    """Run a Beam pipeline and wait; a job that ends in any state but DONE fails in one line."""
+    state = pipeline.run().wait_until_finish()
+    if str(state) not in ("DONE", "PipelineState.DONE"):
+        raise GlamkitError(f"{job}: the Beam job ended in state {state}")
 
 
 def parquet_rows(path: str) -> int:
     """Rows of a Parquet file, from its footer."""
     import pyarrow.parquet as pq
 
-    from pipelines.curate_core import open_binary
-
-    with open_binary(path) as f:
+    with fileio.open_read(path) as f:
         return pq.ParquetFile(f).metadata.num_rows
 
 
 def jsonl_gz_rows(path: str) -> list[dict[str, Any]]:
-    from pipelines.curate_core import open_binary
-
-    with open_binary(path) as raw, gzip.GzipFile(fileobj=raw) as f:
+    with fileio.open_read(path) as raw, gzip.GzipFile(fileobj=raw) as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
@@ -90,13 +85,13 @@ def check_curated(plan: Any, stats: Mapping[str, Any], files: Mapping[str, str])
         c = components.get(component, {"kept": 0, "dropped": {}})
         for kind, expected in (("documents", c["kept"]), ("dropped", sum(c["dropped"].values()))):
             paths = [f"{kind}/{component}/{shard_name(num_shards, s)}" for s in range(num_shards)]
-            absent = [p for p in paths if not exists(f"{out_dir}/{p}")]
+            absent = [p for p in paths if not fileio.exists(f"{out_dir}/{p}")]
             missing += absent
             rows = sum(parquet_rows(f"{out_dir}/{p}") for p in paths if p not in absent)
             if not absent and rows != expected:
                 wrong.append(f"{kind}/{component} holds {rows} rows, stats.json counts {expected}")
     samples, dead = files["samples"], files["dead"]
-    if not exists(f"{out_dir}/{samples}"):
+    if not fileio.exists(f"{out_dir}/{samples}"):
         missing.append(samples)
     else:
         got = Counter((r["component"], r["drop_reason"]) for r in jsonl_gz_rows(f"{out_dir}/{samples}"))
@@ -104,7 +99,7 @@ def check_curated(plan: Any, stats: Mapping[str, Any], files: Mapping[str, str])
                         for reason, n in c["dropped"].items()})
         if got != want:
             wrong.append(f"{samples} holds {sum(got.values())} samples, stats.json implies {sum(want.values())}")
-    if not exists(f"{out_dir}/{dead}"):
+    if not fileio.exists(f"{out_dir}/{dead}"):
         missing.append(dead)
     else:
         errored = sum(c["errored"] for c in components.values())
@@ -126,7 +121,7 @@ def check_shards(out_dir: str, listed: Mapping[str, int], expected: Mapping[str,
                      f"(differing: {', '.join(f'{f} ({n} rows)' for f, n in odd[:LISTED])})")
     for name, rows in sorted(expected.items()):
         path = f"{out_dir}/{name}"
-        if not exists(path):
+        if not fileio.exists(path):
             missing.append(name)
         elif (got := ipc_rows(path)) != rows:
             wrong.append(f"{name} holds {got} sequences, expected {rows}")

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.specs import KeepRuleSpec, MixtureSpec
 from filters.calibrate import Calibration, fit_alpha_to_keep_rate, fit_alpha_to_reference, kept_ks
@@ -41,7 +42,7 @@ def candidate_scores(run_dir: Path, spec: MixtureSpec, model_dir: Path) -> Candi
     if (curated / "stats.json").exists():
         return Candidates(_curated_scores(curated, comps), f"{', '.join(comps)} documents that reached the quality "
                           f"score in {curated}")
-    from pipelines.classifier_job import load_sources
+    from pipelines.sources_stage import load_sources
 
     mixed = {n for c in spec.components.values() for n in c.sources}  # not the sources read for the classifier only
     docs = [d for name, ds in load_sources(run_dir).items() if name in mixed for d in ds if d.component in comps]
@@ -120,8 +121,8 @@ def plot_calibration(cal: Calibration, cands: Candidates, reference: np.ndarray 
     curve.set(ylim=(0, 1.05), ylabel=f"P(keep) = (2 - s)^-{cal.alpha:.2f}")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.12, 1.0), frameon=False)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    with fileio.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, metadata={"Software": None})
     plt.close(fig)
 
 

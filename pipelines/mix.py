@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,8 +32,10 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.hashing import hash_file, uniform
+from data_specs.records import component_order
 from data_specs.shards import ComponentMix, ShardInfo, ShardManifest
 from data_specs.specs import MixtureSpec
 from pipelines import job_checks, packing
@@ -42,7 +43,6 @@ from pipelines.mix_plan import (
     MIX_PURPOSE,
     TRAIN,
     VALIDATION,
-    component_order,
     copies,
     curated_files,
     mixture_rates,
@@ -271,14 +271,9 @@ class _WriteShard(beam.DoFn):
         rows = [row for _, row in sorted(items, key=lambda it: it[0])]
         name = shard_name(split, shard, n_shards(layout[split]["rows"], self.per_shard))
         table = packing.rows_table(rows)
-        path = Path(self.out_dir) / name
-        tmp = path.with_name(f".{name}.tmp-{os.getpid()}")
-        try:
+        with fileio.atomic_path(Path(self.out_dir) / name) as tmp:
             packing.write_ipc(str(tmp), table)
             digest = hash_file(tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         by_component: dict[str, int] = {}
         for _, segment_ids, _, _, comps in rows:
             counts = np.bincount(segment_ids, minlength=len(comps) + 1)
@@ -348,15 +343,9 @@ def write_outputs(shards: list[dict[str, Any]], plan: dict[str, Any], job: MixJo
                    for s in SPLITS},
     }
     out = Path(job.out_dir)
-    _write_atomic(out / STATS_FILE, json.dumps(stats, sort_keys=True, indent=2) + "\n")
-    _write_atomic(out / MANIFEST, manifest.to_json())
+    fileio.write_json(out / STATS_FILE, stats, sort_keys=True, indent=2)
+    fileio.write_text(out / MANIFEST, manifest.to_json())
     return manifest.extra["split_tokens"]
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
@@ -401,9 +390,7 @@ def run_job(job: MixJob, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     build(pipeline, job)
-    state = pipeline.run().wait_until_finish()
-    if str(state) not in ("DONE", "PipelineState.DONE"):
-        raise GlamkitError(f"mix: the Beam job ended in state {state}")
+    job_checks.run_to_completion(pipeline, "mix")
     out = Path(job.out_dir)  # the runner may report success having skipped a branch: check what was written
     job_checks.fail_if("mix", [n for n in (MANIFEST, STATS_FILE) if not (out / n).is_file()], [])
     manifest = json.loads((out / MANIFEST).read_text())

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
 from pipelines.beam_options import pass_unknown_to_beam
 
 FMT = argparse.RawDescriptionHelpFormatter
@@ -100,8 +101,7 @@ def resolve_spec(spec: str, overrides: list[str], run_dir: Path) -> Path:
 
     resolved = load_spec(MixtureSpec, path, parse_set_args(overrides))
     out = run_dir / "specs" / f"{path.stem}-resolved.yaml"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(yaml.safe_dump(to_plain(resolved), sort_keys=False))
+    fileio.write_text(out, yaml.safe_dump(to_plain(resolved), sort_keys=False))
     return out
 
 
@@ -159,7 +159,7 @@ def cmd_mix(args: argparse.Namespace) -> int:
 def mix_table(manifest: dict[str, Any]) -> str:
     lines = [f"{'component':<14}{'available':>12}{'target':>8}{'realised':>10}{'epochs':>9}{'tokens':>12}{'docs':>7}"]
     share = manifest["extra"].get("realised_weight", {})
-    from pipelines.mix_plan import component_order
+    from data_specs.records import component_order
 
     for c, m in sorted(manifest["components"].items(), key=lambda kv: component_order(kv[0])):
         lines.append(f"{c:<14}{m['tokens_available']:>12,}{m['target_weight']:>8.3f}{share.get(c, 0):>10.3f}"

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
-from data_specs.records import COMPONENTS
+from data_specs.records import component_order
 
 MIX_PURPOSE = "mix"
 SPLIT_PURPOSE = "split"
@@ -152,10 +152,6 @@ def mixture_rates(docs_by_component: Mapping[str, Sequence[tuple[str, int]]], we
                   budget: int, seed: int, exact: bool = True) -> dict[str, ComponentRate]:
     return {c: component_rate(docs_by_component.get(c, ()), w, budget, seed, exact)
             for c, w in sorted(weights.items(), key=lambda kv: component_order(kv[0]))}
-
-
-def component_order(name: str) -> tuple[int, str]:
-    return (COMPONENTS.index(name) if name in COMPONENTS else len(COMPONENTS), name)
 
 
 # ------------------------------------------------------------------------------------------------ planning

@@ -12,16 +12,18 @@ from __future__ import annotations
 import gzip
 import heapq
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
+from data_specs.records import component_order
 from data_specs.specs import MixtureSpec
-from pipelines.mix_plan import component_order, curated_files, iter_curated, parse_tokens, plan, plan_table
+from filters.quality import SCORE_BINS
+from pipelines.mix_plan import curated_files, iter_curated, parse_tokens, plan, plan_table
 
 STAGE_NAME = "report"
 STAGE_VERSION = "2"  # 2: drop table with thresholds, per-source tokens, classifier AUCs, repeat warnings
@@ -101,12 +103,8 @@ def _sample(row: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def dedup_section(stats: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Dedup cluster sizes from curate's stats.json when the dedup stages wrote them; None: dedup not run."""
-    for key in ("dedup", "dedup_clusters"):
-        if stats.get(key):
-            return stats[key]
-    per = {c: s["dedup"] for c, s in stats.get("components", {}).items() if isinstance(s, dict) and s.get("dedup")}
-    return per or None
+    """Dedup's summary from curate's stats.json; None: dedup not run."""
+    return stats.get("dedup") or None
 
 
 def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokenizer: Path | None = None,
@@ -127,7 +125,7 @@ def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokeni
     applied = _applied_rule(cstats)
     keep_rule = ({**asdict(spec.quality.keep), "alpha": applied["alpha"]} if spec.quality and applied
                  and "alpha" in applied else asdict(spec.quality.keep) if spec.quality else None)
-    bins = cstats.get("histogram_bins", 20)
+    bins = cstats.get("histogram_bins", SCORE_BINS)
     kept = kept_samples(curated, spec.seed)
     dropped = dropped_samples(curated)
     total_train = sum(m["tokens"] for m in manifest["components"].values())
@@ -214,24 +212,15 @@ def write_report(report: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
 
     out.mkdir(parents=True, exist_ok=True)
     paths = (out / REPORT_JSON, out / REPORT_HTML)
-    _write_atomic(paths[0], json.dumps(report, sort_keys=True, indent=2, ensure_ascii=False) + "\n")
-    _write_atomic(paths[1], render(report))
+    fileio.write_json(paths[0], report, sort_keys=True, indent=2, ensure_ascii=False)
+    fileio.write_text(paths[1], render(report))
     return paths
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def link_report(run_dir: Path) -> Path:
     """RUN/report.html -> report/report.html (relative symlink, replaced atomically): the path users open."""
     link = run_dir / REPORT_HTML
-    tmp = run_dir / f".{REPORT_HTML}.link-{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    os.symlink(f"{STAGE_NAME}/{REPORT_HTML}", tmp)
-    os.replace(tmp, link)
+    fileio.replace_symlink(f"{STAGE_NAME}/{REPORT_HTML}", link)
     return link
 
 
@@ -247,8 +236,8 @@ def plan_report(spec: MixtureSpec, budget: str | int) -> tuple[dict[str, Any], s
 def save_plan(data: Mapping[str, Any], table: str, out_dir: Path, stem: str) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = (out_dir / f"{stem}.json", out_dir / f"{stem}.md")
-    _write_atomic(paths[0], json.dumps(data, sort_keys=True, indent=2) + "\n")
-    _write_atomic(paths[1], table)
+    fileio.write_json(paths[0], data, sort_keys=True, indent=2)
+    fileio.write_text(paths[1], table)
     return paths
 
 

@@ -14,15 +14,22 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from data_specs.records import component_order
 from data_specs.specs import MixtureSpec, RulesSpec
 from filters.classifier_eval import auc_line
 from filters.dedup import implied_threshold
-from pipelines.curate_core import DROP_REASONS, EVAL_HOLDOUT_REASON, QUALITY_REASON
-from pipelines.mix_plan import component_order
+from pipelines.curate_core import (
+    CONTAMINATED,
+    DROP_REASONS,
+    EVAL_HOLDOUT_REASON,
+    EXACT_DUPLICATE,
+    NEAR_DUPLICATE,
+    QUALITY_REASON,
+)
 
 REPEAT_WARN_EPOCHS = 4.0  # a component whose tokens are repeated more often than this gets a warning line
 STAGES = {EVAL_HOLDOUT_REASON: "eval holdout", "language": "language", "min_language_score": "language",
-          "exact_duplicate": "dedup", "near_duplicate": "dedup", "contaminated": "decontamination",
+          EXACT_DUPLICATE: "dedup", NEAR_DUPLICATE: "dedup", CONTAMINATED: "decontamination",
           QUALITY_REASON: "quality"}  # every other reason is a heuristic rule (filters/rules.py)
 _RULE_FIELDS = {f.name for f in fields(RulesSpec)}
 

@@ -12,8 +12,10 @@ import io
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-COLOURS = {"web": "#1f77b4", "wikipedia": "#2ca02c", "conversations": "#ff7f0e", "forums": "#9467bd",
-           "books": "#d62728", "news": "#17becf"}
+from data_specs.records import COMPONENTS
+
+# One colour per component (data_specs.records.COMPONENTS order).
+COLOURS = dict(zip(COMPONENTS, ("#1f77b4", "#2ca02c", "#d62728", "#17becf", "#9467bd", "#ff7f0e"), strict=True))
 KEPT, DROPPED, CURVE = "#2ca02c", "#d62728", "#1f3fbf"
 
 CSS = """
@@ -170,7 +172,7 @@ def _plot_quality(r: Mapping[str, Any], component: str) -> str:
         ax.set_xlim(0, 1)
         ax2 = ax.twinx()
         rule = r.get("keep_rule") or {}
-        if rule.get("kind") == "pareto":
+        if rule.get("kind") == "pareto" and isinstance(rule.get("alpha"), (int, float)):  # not an unfitted "auto"
             xs = [i / 200 for i in range(201)]
             ax2.plot(xs, [(2 - x) ** -rule["alpha"] for x in xs], color=CURVE, lw=1.8,
                      label=f"keep rule (2 - s)^-{rule['alpha']:.3g}")

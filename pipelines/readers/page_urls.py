@@ -20,9 +20,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.records import json_value
-from pipelines.readers.base import MiB, ReadContext, open_raw
+from pipelines.readers.base import MiB, ReadContext
 
 KINDS = ("json_index", "python_dict", "sidecar_json", "page")
 MAX_INDEX_BYTES = 256 * MiB  # a URL index (formasaurus' is 0.6 MB)
@@ -57,7 +58,7 @@ def _index_file(opt: Mapping[str, Any], ctx: ReadContext) -> str:
 
 def _load_index(kind: str, opt: Mapping[str, Any], ctx: ReadContext) -> dict[str, str]:
     path = _index_file(opt, ctx)
-    with open_raw(path) as f:
+    with fileio.open_read(path) as f:
         data = f.read(MAX_INDEX_BYTES + 1)
     if len(data) > MAX_INDEX_BYTES:
         raise GlamkitError(f"{path}: byte {MAX_INDEX_BYTES}: a URL index over {MAX_INDEX_BYTES} bytes")
@@ -102,7 +103,7 @@ def _json(data: bytes, path: str) -> Any:
 def _sidecar(path: str, field: str, ctx: ReadContext) -> str | None:
     stem = path.removesuffix(".gz").rsplit(".", 1)[0]
     try:
-        with open_raw(stem + ".json") as f:
+        with fileio.open_read(stem + ".json") as f:
             value = json_value(f.read(MAX_SIDECAR_BYTES)).get(field)
     except (GlamkitError, ValueError, AttributeError):  # missing, not JSON (or cut at the cap), not an object
         ctx.skip("no_url_sidecar")

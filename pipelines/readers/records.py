@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.records import DOCUMENT_SCHEMA, Document, json_value
 from pipelines.readers.base import (
     DECOMPRESS_ERRORS,
@@ -19,7 +20,6 @@ from pipelines.readers.base import (
     bounded_lines,
     check_size,
     offset,
-    open_raw,
     open_stream,
 )
 
@@ -68,7 +68,7 @@ def _parquet_records(path: str, ctx: ReadContext) -> Iterator[Document]:
     import pyarrow.parquet as pq
 
     columns = list(DOCUMENT_SCHEMA.names)
-    with open_raw(path) as raw:
+    with fileio.open_read(path) as raw:
         try:
             f = pq.ParquetFile(raw, page_checksum_verification=True)  # pages written with a CRC
             groups = f.metadata.num_row_groups

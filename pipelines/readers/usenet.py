@@ -15,9 +15,10 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.records import Document
-from pipelines.readers.base import MiB, ReadContext, check_size, open_raw, read_whole
+from pipelines.readers.base import MiB, ReadContext, check_size, read_whole
 
 # The only pickles glamkit opens: sha256 of the file -> what it is.
 KNOWN_PICKLES = {
@@ -118,7 +119,7 @@ def read_usenet_pickle(path: str, ctx: ReadContext) -> Iterator[Document]:
     other file fails naming it, unopened: a pickle runs code."""
     if not check_size(path, ctx, MAX_PICKLE_BYTES):
         return
-    with open_raw(path) as raw:
+    with fileio.open_read(path) as raw:
         blob = raw.read(MAX_PICKLE_BYTES + 1)
     digest = hashlib.sha256(blob).hexdigest()
     if digest not in KNOWN_PICKLES:

@@ -13,7 +13,8 @@ from data_specs.hashing import uniform
 from data_specs.records import read_documents
 from filters.classifier_data import build_sets
 from filters.quality import load_classifier
-from pipelines.classifier_job import evaluate, load_sources, score_file, source_files, train
+from pipelines.classifier_job import evaluate, score_file, train
+from pipelines.sources_stage import load_sources, source_files
 from tests.conftest import PYTHON, REPO
 
 pytestmark = pytest.mark.slow
@@ -90,7 +91,8 @@ RETRAIN = """
 import hashlib, sys
 from pathlib import Path
 from data_specs import specs
-from pipelines.classifier_job import load_sources, train
+from pipelines.classifier_job import train
+from pipelines.sources_stage import load_sources
 out = Path(sys.argv[2])
 train(specs.load("classifier", "demo"), load_sources(Path(sys.argv[1])), out)
 print(hashlib.sha256((out / "model.bin").read_bytes()).hexdigest())
@@ -172,7 +174,7 @@ def test_score_file_adds_scores(trained: tuple, demo_sources_run: Path, tmp_path
 
 
 def test_sources_unavailable_here_are_left_out_with_a_warning(tmp_path: Path, capsys) -> None:
-    from pipelines.classifier_job import without_unavailable
+    from pipelines.sources_stage import without_unavailable
 
     (tmp_path / "stats.json").write_text(json.dumps({"sources": {
         "htmlparser-benchmark": {"component": "web", "unavailable": "npm pack ...: `npm` is not installed here"},

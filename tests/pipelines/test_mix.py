@@ -275,6 +275,16 @@ def test_report_shows_dedup_clusters_when_curate_has_them(mixed_run: Path) -> No
     assert 'data-plot="dedup"' in page and "dedup not run" not in page
 
 
+def test_report_draws_an_unfitted_auto_alpha(mixed_run: Path) -> None:
+    """alpha "auto" that curation never fitted (no page reached the score): the curve is left out, no crash."""
+    from pipelines.report_html import render
+
+    r = json.loads((mixed_run / "report" / "report.json").read_text())
+    r["keep_rule"] = {"kind": "pareto", "alpha": "auto", "from": "spec"}
+    r["keep_curve"] = None
+    assert "<html" in render(r)
+
+
 def test_headless_chromium_sees_every_plot_drawn(mixed_run: Path, tmp_path: Path) -> None:
     from scripts.check_report import find_browser
 
