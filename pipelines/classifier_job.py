@@ -18,7 +18,7 @@ from data_specs.records import Document, read_documents, write_jsonl_gz, write_p
 from data_specs.specs import ClassifierSpec, KeepRuleSpec
 from data_specs.stages import StageContext
 from filters.classifier_data import Example, SplitSets, build_sets
-from filters.classifier_eval import binary_metrics, leave_one_source_out, source_out, worst
+from filters.classifier_eval import binary_metrics, format_eval, leave_one_source_out, source_out, worst
 from filters.keep import apply_keep_rule, keep_probability
 from filters.quality import SCORE_BINS, QualityClassifier, load_classifier, new_classifier, save_reference_scores
 from pipelines.sources_stage import load_sources, without_unavailable
@@ -28,7 +28,6 @@ def classifier_stage(ctx: StageContext, classifier_spec: str | Path) -> dict[str
     """The recipe's `classifier` stage: train on RUN/sources, evaluate, print the held-out-by-host and the worst
     leave-one-source-out AUCs (the keep rule is the mixture's, applied and reported by curation)."""
     from data_specs import specs
-    from pipelines.classifier_cli import format_eval
 
     spec = without_unavailable(specs.load("classifier", classifier_spec), Path(ctx.upstream["sources"]))
     docs = load_sources(ctx.upstream["sources"])  # every source: the spec's train and test, all are scored

@@ -144,7 +144,7 @@ def _small(spec):
 def test_eval_is_deterministic_names_the_keep_rule_and_loso_ignores_workers(docs: dict, tmp_path: Path) -> None:
     from data_specs.specs import KeepRuleSpec
     from filters.classifier_data import build_sets
-    from pipelines.classifier_cli import format_eval
+    from filters.classifier_eval import format_eval
     from pipelines.classifier_job import loso_parallel
 
     spec = _small(specs.load("classifier", "demo"))
