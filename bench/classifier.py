@@ -19,10 +19,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_specs import specs
+from filters.classifier_train import train
 from filters.normalize import model_text
 from filters.quality import QualityClassifier, load_classifier, make_vectorizer
-from pipelines.classifier_job import train
-from pipelines.sources_stage import load_sources
+from sources.stage import load_sources
 
 
 def ensure_sources(run: Path) -> None:

@@ -55,9 +55,9 @@ LocalPipelineExecutor(pipeline=pipeline, tasks=2, workers=2, logging_dir=logs).r
 def ensure_run(run: Path) -> Path:
     """RUN/sources (the sources code, real demo corpora) and RUN/classifier (the demo classifier spec)."""
     from data_specs import specs
-    from pipelines.classifier_job import train
-    from pipelines.sources import fetch_sources, mixture_sources
-    from pipelines.sources_stage import load_sources, read_sources
+    from filters.classifier_train import train
+    from sources.resolve import fetch_sources, mixture_sources
+    from sources.stage import load_sources, read_sources
 
     if not (run / "sources" / "stats.json").exists():
         sources = mixture_sources("demo")
@@ -71,7 +71,7 @@ def ensure_run(run: Path) -> Path:
 
 def corpus_size(run: Path) -> tuple[int, int]:
     from data_specs.records import read_documents
-    from pipelines.sources_stage import source_files
+    from sources.stage import source_files
 
     docs = size = 0
     for path in source_files(run).values():

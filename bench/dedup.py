@@ -73,8 +73,8 @@ json.dump({"pairs": pairs, "kept": kept}, open(f"{work}/result.json", "w"))
 
 # ------------------------------------------------------------------------------------------------ input
 def ensure_sources(run: Path) -> Path:
-    from pipelines.sources import fetch_sources, mixture_sources
-    from pipelines.sources_stage import read_sources
+    from sources.resolve import fetch_sources, mixture_sources
+    from sources.stage import read_sources
 
     if not (run / "sources" / "stats.json").exists():
         sources = mixture_sources("demo")
@@ -103,7 +103,7 @@ def build_inputs(run: Path, scales: list[int], max_chars: int) -> dict[int, Path
     """RUN/dedup-bench/<N>x/: JSONL.gz document files (the 1x files are shared by hard links)."""
     from data_specs.hashing import uniform
     from data_specs.records import Document, read_documents, write_jsonl_gz
-    from pipelines.sources_stage import source_files
+    from sources.stage import source_files
 
     root = run / "dedup-bench" / f"chars{max_chars}"
     base = root / "replicas"

@@ -34,9 +34,9 @@ def ensure_run(run: Path) -> Path:
 
     spec = specs.spec_path("mixtures", SPEC)
     if not (run / "curated" / "stats.json").exists():
-        from pipelines.classifier_job import train
-        from pipelines.sources import fetch_sources, mixture_sources
-        from pipelines.sources_stage import load_sources, read_sources
+        from filters.classifier_train import train
+        from sources.resolve import fetch_sources, mixture_sources
+        from sources.stage import load_sources, read_sources
 
         sources = mixture_sources(SPEC)
         fetch_sources(sources)

@@ -104,7 +104,7 @@ def cmd_lm_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from eval.study import run_study
+    from glamkit.study import run_study
 
     summary = run_study(args.spec, args.run_dir)
     print(summary["verdict"])

@@ -33,11 +33,12 @@ def build_stages(mixture_spec: str | Path, train_spec: str | Path = "tiny",
                  eval_limit: int | None = DEMO_EVAL_LIMIT) -> list[Stage]:
     """The recipe's stages for a mixture spec and a train spec, in order."""
     from data_specs import specs
+    from eval.classifier import classifier_stage
     from eval.run import DEFAULT_TASKS, eval_stage
     from eval.stage import tasks_stage
-    from pipelines import curate, mix, report, tokenizer
-    from pipelines.classifier_job import classifier_stage
-    from pipelines.sources_stage import sources_stage
+    from pipelines import curate, mix, tokenizer
+    from report import mixture as report
+    from sources.stage import sources_stage
     from train.stage import make_stage as train_stage
 
     mixture = specs.load("mixtures", mixture_spec)

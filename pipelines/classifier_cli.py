@@ -87,7 +87,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _load(args: argparse.Namespace):
     from data_specs import specs
-    from pipelines.sources_stage import load_sources
+    from sources.stage import load_sources
 
     spec = specs.load("classifier", args.spec)
     out = args.out or args.run_dir / "classifier"
@@ -95,7 +95,7 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from pipelines.classifier_job import train
+    from filters.classifier_train import train
 
     spec, out, docs = _load(args)
     metrics = train(spec, docs, out)
@@ -107,11 +107,11 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pipelines.classifier_job import evaluate
+    from eval.classifier import write_eval
 
     spec, out, docs = _load(args)
     keep, named = _mixture_keep(args.mixture, args.run_dir, out)
-    result = evaluate(spec, out, docs, out, keep, named)
+    result = write_eval(spec, out, docs, out, keep, named)
     print(format_eval(result))
     print(f"wrote {out / 'eval.json'} and {out / 'eval.png'}")
     return 0
@@ -136,7 +136,7 @@ def _mixture_keep(mixture: str, run_dir: Path, model_dir: Path):
     alphas = sorted({r["alpha"] for r in fitted.values() if "alpha" in r})
     if len(alphas) == 1:
         return replace(keep, alpha=alphas[0], target_keep=None), f"{named}, alpha auto as fitted by curation ({stats})"
-    from pipelines.keep_calibration import calibrate_run
+    from glamkit.calibration import calibrate_run
 
     cal, _, _ = calibrate_run(run_dir, spec, model_dir, keep.target_keep)
     return replace(keep, alpha=cal.alpha, target_keep=None), f"{named}, alpha auto fitted now on {run_dir}"
@@ -145,21 +145,22 @@ def _mixture_keep(mixture: str, run_dir: Path, model_dir: Path):
 def cmd_calibrate(args: argparse.Namespace) -> int:
 
     from data_specs import specs
-    from pipelines.keep_calibration import calibrate_run, calibration_record, format_calibration, plot_calibration
+    from glamkit.calibration import calibrate_run, calibration_record, format_calibration
+    from report.calibration import plot_calibration
 
     spec = specs.load("mixtures", args.mixture)
     model = args.model or args.run_dir / "classifier"
     cal, cands, reference = calibrate_run(args.run_dir, spec, model, args.target_keep)
     print(format_calibration(cal, cands, spec.quality.keep if spec.quality else None, reference))
     fileio.write_json(model / "calibration.json", calibration_record(cal, cands), sort_keys=True, indent=2)
-    plot_calibration(cal, cands, reference, model / "calibration.png")
+    plot_calibration(cal, cands.scores, reference, model / "calibration.png")
     print(f"wrote {model / 'calibration.json'} and {model / 'calibration.png'}; to use it: keep: {{kind: pareto, "
           f"alpha: {cal.alpha:.3g}}} in the mixture, or alpha: auto to have curation fit it on every run")
     return 0
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from pipelines.classifier_job import score_file
+    from filters.classifier_train import score_file
 
     n = score_file(args.model, args.input, args.output)
     print(f"scored {n} documents -> {args.output}")

@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_fetch(args: argparse.Namespace) -> int:
     from data_specs.specs import load
-    from pipelines.sources import fetch_sources, mixture_sources
+    from sources.resolve import fetch_sources, mixture_sources
 
     sources = [load("sources", n) for n in args.source] if args.source else mixture_sources(args.spec)
     state = fetch_sources(sources)
@@ -74,8 +74,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     from data_specs.specs import spec_path
     from glamkit.pipeline import layout
-    from pipelines.sources import format_table
-    from pipelines.sources_stage import load_stats
+    from sources.resolve import format_table
+    from sources.stage import load_stats
 
     run = layout(args.run_dir, spec_path("mixtures", args.spec))
     for result in run.run(only=["sources"], force=["sources"] if args.force else []):
@@ -88,8 +88,8 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from pipelines.sources import format_table
-    from pipelines.sources_stage import load_stats
+    from sources.resolve import format_table
+    from sources.stage import load_stats
 
     stats = load_stats(args.run_dir)
     if args.json:

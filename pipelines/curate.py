@@ -40,7 +40,7 @@ from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
 from pipelines import curate_core as core
 from pipelines import dedup, job_checks
 from pipelines.buffered import BufferedDoFn
-from pipelines.sources_stage import document_files, source_files
+from sources.stage import document_files, source_files
 
 log = logging.getLogger("glamkit.curate")
 

@@ -177,7 +177,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from data_specs.errors import GlamkitError
 
     if args.plan:
-        from pipelines.report import plan_report, save_plan
+        from report.mixture import plan_report, save_plan
 
         spec = specs.load("mixtures", args.plan)
         budget = args.budget or spec.mixing.budget_tokens
@@ -188,7 +188,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     if args.budget:
         raise GlamkitError("--budget is for planning mode (--plan SPEC); a run's budget is its spec's")
-    from pipelines.report import REPORT_HTML, STAGE_NAME, link_report, make_stage
+    from report.mixture import REPORT_HTML, STAGE_NAME, link_report, make_stage
 
     run_dir = args.run_dir or Path("runs/demo")
     spec = resolve_spec(args.spec, [], run_dir)

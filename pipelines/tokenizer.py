@@ -39,7 +39,7 @@ INFO_FILE = "tokenizer.json"
 PAD_ID, EOS_ID, UNK_ID, BOS_ID = 0, 1, 2, -1  # fixed for trained models (T5's layout); no BOS: EOS separates docs
 MAX_LINE_BYTES = 16384  # SentencePiece skips longer training sentences; longer lines are cut
 
-# Pre-trained models by name: (package, file inside it). Fetched and cached like the sources (pipelines/fetch.py).
+# Pre-trained models by name: (package, file inside it). Fetched and cached like the sources (sources/fetch.py).
 PRETRAINED: dict[str, tuple[PackageRef, str]] = {
     "mistral-v1": (
         PackageRef(name="mistral-common", version="1.13.1", registry="pypi-wheel",
@@ -198,7 +198,7 @@ def pretrained_model(name: str) -> tuple[bytes, str]:
     path = Path(name).expanduser()
     if path.is_file():
         return path.read_bytes(), str(path)
-    from pipelines.fetch import fetch_package
+    from sources.fetch import fetch_package
 
     if name in PRETRAINED:
         ref, file = PRETRAINED[name]

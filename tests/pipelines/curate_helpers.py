@@ -21,8 +21,8 @@ def build_demo_run(sources_run: Path, run_dir: Path) -> Path:
     import shutil
 
     from data_specs import specs
-    from pipelines.classifier_job import train
-    from pipelines.sources_stage import load_sources
+    from filters.classifier_train import train
+    from sources.stage import load_sources
 
     shutil.copytree(sources_run / "sources", run_dir / "sources")
     build_tasks(run_dir, "demo")

@@ -18,12 +18,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.specs import RulesSpec
 from pipelines import curate_core as core
 from tests.conftest import FUZZ_MULTIPLIER
-from tests.pipelines.fuzz_inputs import _parquet, mutations, record_lines
-from tests.pipelines.fuzz_rule import check_failure
+from tests.sources.fuzz_inputs import _parquet, mutations, record_lines
+from tests.sources.fuzz_rule import check_failure
 
 pytestmark = [pytest.mark.fuzz]
 SOURCE, COMPONENT = "lee-background", "news"
@@ -49,8 +50,8 @@ def curate_file(path: Path, out: Path) -> dict:
     core.write_table_atomic(str(out / "kept.parquet"), core.curated_table(sorted(by["kept"], key=core.sort_key)))
     core.write_table_atomic(str(out / "dropped.parquet"),
                             core.dropped_table(sorted(by["dropped"], key=core.sort_key)))
-    core.write_jsonl_gz_atomic(str(out / "dead.jsonl.gz"), [core.dead_letter_record(it) for it in by["errored"]])
-    core.write_jsonl_gz_atomic(str(out / "samples.jsonl.gz"), [core.sample_record(it) for it in by["dropped"]])
+    fileio.write_jsonl_gz(str(out / "dead.jsonl.gz"), [core.dead_letter_record(it) for it in by["errored"]])
+    fileio.write_jsonl_gz(str(out / "samples.jsonl.gz"), [core.sample_record(it) for it in by["dropped"]])
     assert pq.read_metadata(out / "kept.parquet").num_rows == final["components"][COMPONENT]["kept"]
     with gzip.open(out / "dead.jsonl.gz", "rt", encoding="utf-8") as f:
         dead = [json.loads(line) for line in f]

@@ -26,8 +26,9 @@ import pytest
 from data_specs import specs
 from data_specs.hashing import uniform
 from data_specs.shards import SHARD_SCHEMA, ShardManifest
-from pipelines import mix, mix_cli, report, tokenizer
+from pipelines import mix, mix_cli, tokenizer
 from pipelines.mix_plan import MIX_PURPOSE, TRAIN, VALIDATION, copies, curated_files, iter_curated, split_of
+from report import mixture as report
 from tests.conftest import PYTHON, REPO
 from tests.pipelines.curate_helpers import env, tree_digest
 
@@ -267,7 +268,7 @@ def test_report_is_byte_identical_on_rerun(mixed_run: Path) -> None:
 
 
 def test_report_shows_dedup_clusters_when_curate_has_them(mixed_run: Path) -> None:
-    from pipelines.report_html import render
+    from report.html import render
 
     r = json.loads((mixed_run / "report" / "report.json").read_text())
     r["dedup"] = {"cluster_sizes": {"2": 40, "3": 6, "10": 1}}
@@ -277,7 +278,7 @@ def test_report_shows_dedup_clusters_when_curate_has_them(mixed_run: Path) -> No
 
 def test_report_draws_an_unfitted_auto_alpha(mixed_run: Path) -> None:
     """alpha "auto" that curation never fitted (no page reached the score): the curve is left out, no crash."""
-    from pipelines.report_html import render
+    from report.html import render
 
     r = json.loads((mixed_run / "report" / "report.json").read_text())
     r["keep_rule"] = {"kind": "pareto", "alpha": "auto", "from": "spec"}

@@ -30,7 +30,7 @@ SOURCES = {"botchan": "books", "lee-background": "news", "mini-newsgroup": "foru
 
 def _read(name: str) -> list:
     """One source's documents, read by the sources code from its cached package (seconds, not the whole demo)."""
-    from pipelines.sources import SourceStats, fetch_sources, read_source, resolve_files
+    from sources.resolve import SourceStats, fetch_sources, read_source, resolve_files
 
     spec = specs.load("sources", name)
     fetch_sources([spec])

@@ -1,0 +1,105 @@
+"""GLaM's data-quality study: two arms that differ only in the web component (quality-filtered vs unfiltered),
+same budget, weights, tokenizer, preset, steps and tasks; N training seeds per arm.
+
+It drives the recipe's own stages through the stage runner and reimplements none of them:
+
+    STUDY/common/            sources, tasks, classifier (shared: the arms read the same documents)
+    STUDY/<arm>/             curated, tokenizer, shards, report for the arm's mixture (web filtered or not);
+                             sources/tasks/classifier are links to common/, so the runner skips them
+    STUDY/<arm>/seed-<s>/    train (the train spec with seed s) and eval
+    STUDY/study.json, study.html
+
+The second arm names the first arm's tokenizer as its pre-trained model, so both arms tokenize identically.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from data_specs import io as fileio
+from data_specs import specs
+from data_specs.loader import to_plain
+from data_specs.specs import StudySpec
+from data_specs.stages import RunLayout, Stage
+
+SHARED = ("sources", "tasks", "classifier")
+
+
+def arm_mixture(base: dict[str, Any], quality_filter_web: bool, tokenizer_model: Path | None) -> dict[str, Any]:
+    """The mixture of one arm: the base mixture with only web's quality filter (and the shared tokenizer) set."""
+    spec = json.loads(json.dumps(base))
+    spec["components"]["web"]["quality_filter"] = quality_filter_web
+    if tokenizer_model is not None:
+        spec["tokenizer"] = {**spec["tokenizer"], "kind": "pretrained", "pretrained": str(tokenizer_model)}
+    return spec
+
+
+def _link_shared(common: Path, arm_dir: Path) -> None:
+    arm_dir.mkdir(parents=True, exist_ok=True)
+    for name in SHARED:
+        link = arm_dir / name
+        if not link.exists() and (common / name).exists():
+            os.symlink(os.path.relpath(common / name, arm_dir), link)
+
+
+def seed_layout(arm_dir: Path, study: StudySpec, seed: int) -> RunLayout:
+    from eval.run import eval_stage
+    from train.stage import train_stage
+
+    train_spec = specs.load("train", study.train, {"seed": seed})
+    shards = arm_dir / "shards"
+    return RunLayout(arm_dir / f"seed-{seed}", [
+        Stage("train", partial(train_stage, train_spec_path=specs.spec_path("train", study.train),
+                               shards_dir=shards, overrides={"seed": seed}),
+              config=to_plain(train_spec), inputs=(shards / "manifest.json",), description="train one seed"),
+        Stage("eval", partial(eval_stage, task_names=tuple(study.tasks), limit=study.eval_limit,
+                              tokenizer_dir=arm_dir / "tokenizer", tasks_dir=arm_dir / "tasks"),
+              config={"tasks": list(study.tasks), "limit": study.eval_limit}, needs=("train",), version="2",
+              description="evaluate one seed (lm-evaluation-harness)"),
+    ])
+
+
+def prepare_arms(study: StudySpec, study_dir: Path) -> list[Path]:
+    """The shared stages, then each arm's mixture through the `report` stage (curated ... shards): the arms' folders."""
+    from glamkit.pipeline import layout
+
+    base_path = specs.spec_path("mixtures", study.mixture)
+    base = to_plain(specs.load("mixtures", base_path))
+    common = study_dir / "common"
+    layout(common, base_path).run(only=list(SHARED))
+    tokenizer_model: Path | None = None
+    arm_dirs = []
+    for arm in study.arms:
+        arm_dir = study_dir / arm.name
+        _link_shared(common, arm_dir)
+        spec_file = study_dir / f"mixture-{arm.name}.yaml"
+        fileio.write_text(spec_file, yaml.safe_dump(arm_mixture(base, arm.quality_filter_web, tokenizer_model),
+                                                    sort_keys=False))
+        print(f"study {study.name}: arm {arm.name} (web quality filter {'on' if arm.quality_filter_web else 'off'})")
+        layout(arm_dir, spec_file).run(only=["report"])
+        if tokenizer_model is None:
+            tokenizer_model = (arm_dir / "tokenizer" / "tokenizer.model").resolve()
+        arm_dirs.append(arm_dir)
+    return arm_dirs
+
+
+def run_study(study_spec: str | Path, study_dir: Path) -> dict[str, Any]:
+    """Run (or resume: finished stages are skipped) every arm and seed, then write study.json and study.html."""
+    study = specs.load("studies", study_spec)
+    for arm_dir in prepare_arms(study, study_dir):
+        print(f"arm {arm_dir.name}")
+        for seed in study.seeds:
+            print(f"  seed {seed}")
+            seed_layout(arm_dir, study, seed).run()
+    from report.study import summarise, write_report
+
+    summary = summarise(study, study_dir)
+    fileio.write_json(study_dir / "study.json", summary, sort_keys=True, indent=2)
+    write_report(summary, study_dir / "study.html")
+    return summary
