@@ -84,7 +84,7 @@ def empty_pipeline() -> float:
     """Seconds Beam's in-process runner takes to start and finish a pipeline that does nothing."""
     import apache_beam as beam
 
-    from pipelines.beam_options import pipeline_options
+    from pipelines.beam.options import pipeline_options
 
     start = time.perf_counter()
     pipeline = beam.Pipeline(options=pipeline_options([]))
@@ -99,7 +99,7 @@ def job_tokenize(spec, run: Path, out: Path, beam_args: list[str], scale: int) -
     import apache_beam as beam
 
     from pipelines import mix
-    from pipelines.beam_options import pipeline_options
+    from pipelines.beam.options import pipeline_options
 
     job = mix.make_job(spec, run / "curated", run / "tokenizer", out)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ which calls the pure functions in `filters/` (normalize, rules, quality, keep).
     RUN/sources/<source>.{jsonl.gz,parquet}
       -> read raw records (batches)  -> reshuffle
       -> decode/schema check, eval holdout, normalise, language filter, heuristic rules  (curate_core.pre_dedup)
-      -> dedup: exact + near dedup, decontamination against RUN/tasks  (pipelines/dedup.py)
+      -> dedup: exact + near dedup, decontamination against RUN/tasks  (pipelines/dedup/transforms.py)
       -> quality score + keep rule, quality-filtered components only            (curate_core.score_batch, apply_keep)
       -> outputs, each file sorted and written under a temporary name, then renamed
 
@@ -38,8 +38,10 @@ from data_specs.loader import to_plain
 from data_specs.records import component_order
 from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
 from pipelines import curate_core as core
-from pipelines import dedup, job_checks
-from pipelines.buffered import BufferedDoFn
+from pipelines.beam import checks as job_checks
+from pipelines.beam.buffered import BufferedDoFn
+from pipelines.dedup.config import DedupConfig, config_for, describe
+from pipelines.dedup.job import dedup_stage
 from sources.stage import document_files, source_files
 
 log = logging.getLogger("glamkit.curate")
@@ -72,7 +74,7 @@ class CuratePlan:
     provenance: dict[str, Any] = field(default_factory=dict)
     missing_sources: tuple[str, ...] = ()
     eval_holdout_fraction: float = 0.0  # documents held out for eval tasks (dropped first, as `eval_holdout`)
-    dedup: dedup.DedupConfig | None = None  # None: no dedup stage
+    dedup: DedupConfig | None = None  # None: no dedup stage
     reference_scores: tuple[float, ...] = ()  # alpha auto: the classifier's held-out positives' scores
 
 
@@ -147,7 +149,7 @@ def make_plan(spec: MixtureSpec, sources_dir: Path, classifier_dir: Path | None,
     )
 
 
-def _dedup_config(spec: MixtureSpec, task_dir: Path | None) -> dedup.DedupConfig | None:
+def _dedup_config(spec: MixtureSpec, task_dir: Path | None) -> DedupConfig | None:
     d = spec.dedup
     if not (d.exact or d.near or d.decontaminate):
         return None
@@ -157,7 +159,7 @@ def _dedup_config(spec: MixtureSpec, task_dir: Path | None) -> dedup.DedupConfig
     for t in d.tasks:
         if not Path(t.path).is_file():
             raise GlamkitError(f"curate: dedup.tasks: no task file {t.path}")
-    return dedup.config_for(d, task_dir)
+    return config_for(d, task_dir)
 
 
 def classifier_dir_for(spec: MixtureSpec, run_dir: Path, upstream: Path | None = None) -> Path | None:
@@ -176,7 +178,7 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
 
     Documents flow through one chain of ParDos (rules, dedup, scoring in batches, routing by outcome) with no
     Flatten: the in-process runner materialises every multi-input Flatten, i.e. encodes each document once more."""
-    from pipelines.beam_options import in_one_process
+    from pipelines.beam.options import in_one_process
 
     batches = (
         pipeline
@@ -188,7 +190,7 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
     pre = batches | "Rules" >> beam.ParDo(_PreDedup(plan)).with_outputs("read", main="items")
     items = pre.items
     if plan.dedup is not None:  # every item in, the same items out: dedup judges the alive ones only
-        items, dedup_summary = dedup.dedup_stage(plan, items)
+        items, dedup_summary = dedup_stage(plan, items)
     else:
         dedup_summary = pipeline | "NoDedupSummary" >> beam.Create([])
     items = items | "Score" >> beam.ParDo(_Score(plan))
@@ -428,8 +430,8 @@ class _WriteStats(beam.DoFn):
 # ------------------------------------------------------------------------------------------------ running
 def run_job(plan: CuratePlan, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     """Run the pipeline to completion; return stats.json's content, once conservation is checked again on it and
-    the written files on it (pipelines.job_checks): otherwise the job fails and its stage publishes nothing."""
-    from pipelines.beam_options import pipeline_options
+    the written files on it (pipelines.beam.checks): otherwise the job fails and its stage publishes nothing."""
+    from pipelines.beam.options import pipeline_options
 
     options = pipeline_options(beam_args)
     pipeline = beam.Pipeline(options=options)
@@ -457,7 +459,7 @@ def curate(spec: MixtureSpec, run_dir: Path, out_dir: Path, beam_args: Sequence[
     plan = make_plan(spec, sources_dir, classifier_dir, out_dir, provenance, num_shards, batch_size,
                      samples_per_reason, task_dir)
     if plan.dedup is not None:
-        log.info("%s", dedup.describe(spec.dedup))
+        log.info("%s", describe(spec.dedup))
     return run_job(plan, beam_args)
 
 
@@ -471,11 +473,11 @@ def summary_of(stats: dict[str, Any]) -> dict[str, Any]:
 def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS) -> dict[str, Any]:
     """The stage-runner entry point (glamkit/pipeline.py): reads ctx.upstream['sources'], 'tasks'
     (decontamination) and 'classifier', writes ctx.out. Beam flags come from
-    `pipelines.beam_options.beam_args(...)` (set by `glamkit curate`)."""
+    `pipelines.beam.options.beam_args(...)` (set by `glamkit curate`)."""
     import time
 
     from data_specs import specs
-    from pipelines.beam_options import current_beam_args
+    from pipelines.beam.options import current_beam_args
 
     spec = specs.load("mixtures", mixture_spec_path)
     sources_dir = Path(ctx.upstream.get("sources", ctx.run_dir / "sources"))
@@ -483,8 +485,8 @@ def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFA
     task_dir = Path(ctx.upstream.get("tasks", ctx.run_dir / "tasks"))
     args = current_beam_args()
     ctx.log.info("curate: beam args %s", " ".join(args) or "(none: in-process FnApiRunner)")
-    ctx.log.info("%s", dedup.describe(spec.dedup))
-    print(dedup.describe(spec.dedup))  # the implied similarity threshold, on the console too
+    ctx.log.info("%s", describe(spec.dedup))
+    print(describe(spec.dedup))  # the implied similarity threshold, on the console too
     start = time.perf_counter()
     stats = curate(spec, ctx.run_dir, ctx.out, args, ctx.provenance, classifier_dir, sources_dir, num_shards,
                    task_dir=task_dir)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipelines.beam_options import pass_unknown_to_beam
+from pipelines.beam.options import pass_unknown_to_beam
 
 EPILOG = """Examples:
   glamkit curate --spec data_specs/mixtures/demo.yaml --run runs/demo
@@ -44,7 +44,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
 
     from data_specs.specs import spec_path
     from data_specs.stages import RunLayout
-    from pipelines.beam_options import beam_args, pipeline_options
+    from pipelines.beam.options import beam_args, pipeline_options
     from pipelines.curate import STAGE_NAME, STATS_FILE, make_stage, print_table, standalone_inputs
 
     spec = spec_path("mixtures", args.spec)

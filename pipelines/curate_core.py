@@ -9,7 +9,7 @@ Stages, in order; a document leaves at the first that rejects it, and that stage
   2. normalisation          (filters.normalize.normalize_document: never rejects)
   3. language               -> "language", "min_language_score"
   4. heuristic rules        -> filters.rules.TEXT_RULES ("min_words", ..., "min_stop_words")
-  5. dedup                  -> DEDUP_REASONS: exact, then near duplicates, then contaminated (pipelines/dedup.py,
+  5. dedup                  -> DEDUP_REASONS: exact, then near duplicates, then contaminated (pipelines/dedup/,
                                between rules and scoring: pipelines/curate.py's build)
   6. quality score + keep   -> "quality" (components with quality_filter only; the score is kept on every document
                                that reaches this stage, dropped or not)

@@ -38,7 +38,8 @@ from data_specs.hashing import hash_file, uniform
 from data_specs.records import component_order
 from data_specs.shards import ComponentMix, ShardInfo, ShardManifest
 from data_specs.specs import MixtureSpec
-from pipelines import job_checks, packing
+from pipelines import packing
+from pipelines.beam import checks as job_checks
 from pipelines.mix_plan import (
     MIX_PURPOSE,
     TRAIN,
@@ -384,8 +385,8 @@ def build(pipeline: Any, job: MixJob) -> None:
 
 def run_job(job: MixJob, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     """Run the pipeline to completion; return the manifest's content, once the shard files are checked against it
-    (pipelines.job_checks): otherwise the job fails and its stage publishes nothing."""
-    from pipelines.beam_options import pipeline_options
+    (pipelines.beam.checks): otherwise the job fails and its stage publishes nothing."""
+    from pipelines.beam.options import pipeline_options
 
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
@@ -424,11 +425,11 @@ def upstream_hashes(provenance: dict[str, Any]) -> dict[str, str]:
 
 def mix_stage(ctx: Any, mixture_spec_path: str | Path) -> dict[str, Any]:
     """Stage-runner entry point: reads ctx.upstream['curated'] and ['tokenizer'], writes shards + manifest.json into
-    ctx.out. Beam flags come from `pipelines.beam_options.beam_args(...)` (set by `glamkit mix`)."""
+    ctx.out. Beam flags come from `pipelines.beam.options.beam_args(...)` (set by `glamkit mix`)."""
     import time
 
     from data_specs import specs
-    from pipelines.beam_options import current_beam_args
+    from pipelines.beam.options import current_beam_args
 
     spec = specs.load("mixtures", mixture_spec_path)
     curated = Path(ctx.upstream.get("curated", ctx.run_dir / "curated"))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from data_specs import io as fileio
-from pipelines.beam_options import pass_unknown_to_beam
+from pipelines.beam.options import pass_unknown_to_beam
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -141,7 +141,7 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
 def cmd_mix(args: argparse.Namespace) -> int:
     import json
 
-    from pipelines.beam_options import beam_args, pipeline_options
+    from pipelines.beam.options import beam_args, pipeline_options
     from pipelines.mix import MANIFEST, STAGE_NAME, make_stage
 
     pipeline_options(args.beam_args)  # refuse a bad Beam flag before any work

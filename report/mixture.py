@@ -111,7 +111,7 @@ def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokeni
            shards: Path | None = None, classifier: Path | None = None) -> dict[str, Any]:
     """report.json's content from a run folder whose curate, tokenizer and mix stages are done."""
     from pipelines.curate import classifier_dir_for
-    from pipelines.dedup import describe as describe_dedup
+    from pipelines.dedup.config import describe as describe_dedup
     from report.drops import classifier_section, drop_table, keep_sentence, per_source, repeat_warnings
 
     curated = curated or run_dir / "curated"

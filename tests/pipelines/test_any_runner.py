@@ -20,8 +20,12 @@ from data_specs.specs import DedupSpec, KeepRuleSpec
 from data_specs.stages import MARKER
 from pipelines import curate as job
 from pipelines import curate_core as core
-from pipelines import dedup, job_checks
-from pipelines.beam_options import RUNNER_OPTION_MODULES, declared_flags, options_parser, pipeline_options
+from pipelines.beam import checks as job_checks
+from pipelines.beam.options import RUNNER_OPTION_MODULES, declared_flags, options_parser, pipeline_options
+from pipelines.dedup import config as dedup
+from pipelines.dedup.features import CuratedFeatures
+from pipelines.dedup.job import _apply
+from pipelines.dedup.summary import snippet
 from tests.pipelines.immutability import unchanged
 
 FILES = {"samples": job.SAMPLES_FILE, "dead": job.DEAD_LETTER_FILE}
@@ -87,15 +91,15 @@ def test_curate_functions_leave_their_inputs_unchanged(records: list[core.RawRec
     victim = dedup.node_of(config.rank_of(alive[0].component), alive[0].doc.id)
     index = (np.array([dedup.node_key(victim)], np.int64).tobytes(),
              np.array([dedup.REASONS.index(dedup.NEAR)], np.int64).tobytes())
-    features = dedup._CuratedFeatures(config)
+    features = CuratedFeatures(config)
     judged = []
     for it in items:
-        with unchanged("dedup._CuratedFeatures", it):
+        with unchanged("CuratedFeatures", it):
             list(features.process(it))
-        with unchanged("dedup._snippet", it):
-            list(dedup._snippet(it, {"roots": {alive[0].doc.id}}))
-        with unchanged("dedup._apply", it, index):
-            judged.append(dedup._apply(it, config, index))
+        with unchanged("snippet", it):
+            list(snippet(it, {"roots": {alive[0].doc.id}}))
+        with unchanged("_apply", it, index):
+            judged.append(_apply(it, config, index))
     assert judged[items.index(alive[0])].drop_reason == dedup.NEAR and alive[0].alive
 
     scorer = _LongWordShare()

@@ -181,7 +181,7 @@ def test_cli_passes_beam_options_through() -> None:
 
 
 def test_cli_refuses_unknown_beam_option() -> None:
-    from pipelines.beam_options import pipeline_options
+    from pipelines.beam.options import pipeline_options
 
     with pytest.raises(GlamkitError, match="--direct_num_worker=2"):
         pipeline_options(["--direct_num_worker=2"])

@@ -9,7 +9,7 @@ bench/dedup.py's 16x input, dealing with both took the job's peak RSS from 417 t
   keeps them all. `release_idle_stages` shortens that to IDLE_STAGE_SECONDS.
 - glibc keeps freed heap memory for reuse instead of returning it to the system; what a finished stage freed is still
   counted in the process's RSS. `return_freed_memory` (malloc_trim) gives it back; the DoFns that start a stage
-  holding the big shuffles (pipelines.buffered) call it in start_bundle.
+  holding the big shuffles (pipelines.beam.buffered) call it in start_bundle.
 
 Both are no-ops where they do not apply (another runner in another process, a libc without malloc_trim).
 """

@@ -8,14 +8,14 @@ from typing import Any
 
 import apache_beam as beam
 
-from pipelines.memory import return_freed_memory
+from pipelines.beam.memory import return_freed_memory
 
 
 class BufferedDoFn(beam.DoFn):
     """Subclasses define `_reset` (an empty buffer), fill the buffer in `process` (yielding `_flush()` when it is
     full) and define `_flush`, which empties the buffer and yields its outputs. `finish_bundle` flushes the rest in
     the global window. These DoFns start the stages that hold big shuffles, so a bundle starts by returning the
-    memory earlier stages freed (pipelines.memory)."""
+    memory earlier stages freed (pipelines.beam.memory)."""
 
     def _reset(self) -> None:
         raise NotImplementedError

@@ -40,7 +40,7 @@ BROKEN_RUNNERS = {
     "DaskRunner": "Beam 2.77's DaskRunner mixes tagged outputs, drops finish_bundle outputs and computes only the last "
                   "branch of a graph: glamkit's output checks will fail the job (README, Runners)",
 }
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # pipelines/beam/options.py -> the repository
 _ARGS: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("glamkit_beam_args", default=())
 
 
@@ -92,7 +92,7 @@ def pipeline_options(args: Sequence[str] = ()) -> Any:
         log.warning("%s", BROKEN_RUNNERS[name])
     options = PipelineOptions(args)
     _make_code_importable()
-    from pipelines.memory import release_idle_stages
+    from pipelines.beam.memory import release_idle_stages
 
     release_idle_stages()
     return options

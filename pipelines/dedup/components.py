@@ -13,7 +13,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from pipelines.packs import PARTITIONS, Pack, Packer, PackPairs, Rows, both_ways, pair_rows, pairs
+from pipelines.dedup.packs import PARTITIONS, Pack, Packer, PackPairs, Rows, both_ways, pair_rows, pairs
 
 CC_ROUNDS = 4  # large-star + small-star pairs; what is left unconverged after them goes to a union-find
 

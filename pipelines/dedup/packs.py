@@ -18,7 +18,7 @@ from typing import Any
 import apache_beam as beam
 import numpy as np
 
-from pipelines.buffered import BufferedDoFn
+from pipelines.beam.buffered import BufferedDoFn
 
 PARTITIONS = 64  # partition keys of a packed shuffle (an integer mod this)
 PACK_ENTRIES = 1 << 16  # rows a worker buffers before it emits packs
