@@ -30,7 +30,9 @@ def ensure_run(run: Path) -> Path:
     """RUN/curated and RUN/tokenizer, built with the recipe's code if missing."""
     from data_specs import specs
     from data_specs.stages import RunLayout
-    from pipelines import curate, mix_cli, tokenizer
+    from pipelines import mix_cli, tokenizer
+    from pipelines.curate import stage as curate_stage
+    from pipelines.curate.plan import standalone_inputs
 
     spec = specs.spec_path("mixtures", SPEC)
     if not (run / "curated" / "stats.json").exists():
@@ -44,8 +46,8 @@ def ensure_run(run: Path) -> Path:
             read_sources(sources, run / "sources", workers=2)
         if not (run / "classifier").exists():
             train(specs.load("classifier", SPEC), load_sources(run), run / "classifier")
-        stage = curate.make_stage(spec, standalone=True)
-        stage = type(stage)(**{**stage.__dict__, "inputs": curate.standalone_inputs(spec, run)})
+        stage = curate_stage.make_stage(spec, standalone=True)
+        stage = type(stage)(**{**stage.__dict__, "inputs": standalone_inputs(spec, run)})
         RunLayout(run, [stage]).run()
     if not (run / "tokenizer" / "tokenizer.json").exists():
         mix_cli.run_stage(run, spec, tokenizer.STAGE_NAME, tokenizer.make_stage, force=False)
@@ -55,8 +57,8 @@ def ensure_run(run: Path) -> Path:
 def load_texts(curated: Path) -> list[tuple[str, str, str]]:
     import pyarrow.parquet as pq
 
-    from pipelines.mix import read_part
-    from pipelines.mix_plan import curated_files
+    from pipelines.curate.schema import curated_files
+    from pipelines.mix.job import read_part
 
     docs = []
     for component, files in curated_files(curated).items():
@@ -98,8 +100,8 @@ def job_tokenize(spec, run: Path, out: Path, beam_args: list[str], scale: int) -
     times), counting tokens."""
     import apache_beam as beam
 
-    from pipelines import mix
     from pipelines.beam.options import pipeline_options
+    from pipelines.mix import job as mix
 
     job = mix.make_job(spec, run / "curated", run / "tokenizer", out)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,7 @@ def job_tokenize(spec, run: Path, out: Path, beam_args: list[str], scale: int) -
 
 
 def whole_job(spec, run: Path, out: Path, beam_args: list[str]) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
-    from pipelines import mix
+    from pipelines.mix import job as mix
 
     start = time.perf_counter()
     manifest = mix.mix(spec, run / "curated", run / "tokenizer", out, beam_args)
@@ -140,7 +142,7 @@ def shard_writes(shards: Path, out: Path) -> tuple[float, float, int]:
     """Seconds to build + write every shard from packed rows (the job's code) vs pyarrow writing ready tables."""
     import pyarrow as pa
 
-    from pipelines import packing
+    from pipelines.mix import rows as packing
 
     rows_per_file = []
     for path in sorted(shards.glob("*.arrow")):

@@ -39,9 +39,9 @@ class GlamkitLM(TemplateLM):
                  batch_size: int | str | None = 8, max_length: int | None = None, max_gen_toks: int = 256,
                  data: int = 1, expert: int = 1, min_width: int = 32, **unused: Any) -> None:
         super().__init__()
+        from data_specs.tokenizer import load_tokenizer
         from eval.model_loader import load_trained, scoring_config
         from eval.scorer import Scorer
-        from pipelines.tokenizer import load_tokenizer
         from train.config import model_config
 
         if run is None and (train is None or tokenizer is None):

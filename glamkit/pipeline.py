@@ -36,7 +36,9 @@ def build_stages(mixture_spec: str | Path, train_spec: str | Path = "tiny",
     from eval.classifier import classifier_stage
     from eval.run import DEFAULT_TASKS, eval_stage
     from eval.stage import tasks_stage
-    from pipelines import curate, mix, tokenizer
+    from pipelines import tokenizer
+    from pipelines.curate import stage as curate_stage
+    from pipelines.mix import stage as mix_stage
     from report import mixture as report
     from sources.stage import sources_stage
     from train.stage import make_stage as train_stage
@@ -57,9 +59,9 @@ def build_stages(mixture_spec: str | Path, train_spec: str | Path = "tiny",
                             config=clf, needs=("sources",), version="1",
                             description="quality classifier: train, eval.json, eval.png"))
     stages += [
-        curate.make_stage(mixture_spec),
+        curate_stage.make_stage(mixture_spec),
         tokenizer.make_stage(mixture_spec),
-        mix.make_stage(mixture_spec),
+        mix_stage.make_stage(mixture_spec),
         report.make_stage(mixture_spec),
         train_stage(train_spec),
         Stage("eval", partial(eval_stage, task_names=DEFAULT_TASKS, limit=eval_limit, skip_missing=True),

@@ -45,7 +45,9 @@ def cmd_curate(args: argparse.Namespace) -> int:
     from data_specs.specs import spec_path
     from data_specs.stages import RunLayout
     from pipelines.beam.options import beam_args, pipeline_options
-    from pipelines.curate import STAGE_NAME, STATS_FILE, make_stage, print_table, standalone_inputs
+    from pipelines.curate.plan import standalone_inputs
+    from pipelines.curate.schema import STATS_FILE
+    from pipelines.curate.stage import STAGE_NAME, make_stage, print_table
 
     spec = spec_path("mixtures", args.spec)
     pipeline_options(args.beam_args)  # refuse a bad Beam flag before any work
@@ -73,7 +75,7 @@ def _recipe_layout(run_dir: Path, spec: Path):  # type: ignore[no-untyped-def]
     """The recipe's layout when it has a curate stage whose upstream stages are done (then `glamkit run` and
     `glamkit curate` share the stage's key); None otherwise (sources read or a classifier trained by hand)."""
     from glamkit.pipeline import layout
-    from pipelines.curate import STAGE_NAME
+    from pipelines.curate.stage import STAGE_NAME
 
     run = layout(run_dir, spec)
     if not any(s.name == STAGE_NAME for s in run.stages):

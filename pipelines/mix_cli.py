@@ -127,7 +127,8 @@ def _state(result: Any) -> str:
 def cmd_tokenizer(args: argparse.Namespace) -> int:
     import json
 
-    from pipelines.tokenizer import INFO_FILE, STAGE_NAME, make_stage
+    from data_specs.tokenizer import INFO_FILE
+    from pipelines.tokenizer import STAGE_NAME, make_stage
 
     spec = resolve_spec(args.spec, args.set, args.run_dir)
     result = run_stage(args.run_dir, spec, STAGE_NAME, make_stage, args.force)
@@ -142,7 +143,8 @@ def cmd_mix(args: argparse.Namespace) -> int:
     import json
 
     from pipelines.beam.options import beam_args, pipeline_options
-    from pipelines.mix import MANIFEST, STAGE_NAME, make_stage
+    from pipelines.mix.job import MANIFEST
+    from pipelines.mix.stage import STAGE_NAME, make_stage
 
     pipeline_options(args.beam_args)  # refuse a bad Beam flag before any work
     spec = resolve_spec(args.spec, args.set, args.run_dir)

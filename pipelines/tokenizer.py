@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import heapq
 import io
-import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -28,15 +27,13 @@ from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
 from data_specs.records import component_order
 from data_specs.specs import MixtureSpec, PackageRef, TokenizerSpec
-from pipelines.mix_plan import curated_files, iter_curated
+from data_specs.tokenizer import BOS_ID, EOS_ID, INFO_FILE, MODEL_FILE, PAD_ID, UNK_ID
+from pipelines.curate.schema import curated_files, iter_curated
 
 log = logging.getLogger("glamkit.tokenizer")
 
 STAGE_NAME = "tokenizer"
 STAGE_VERSION = "1"
-MODEL_FILE = "tokenizer.model"
-INFO_FILE = "tokenizer.json"
-PAD_ID, EOS_ID, UNK_ID, BOS_ID = 0, 1, 2, -1  # fixed for trained models (T5's layout); no BOS: EOS separates docs
 MAX_LINE_BYTES = 16384  # SentencePiece skips longer training sentences; longer lines are cut
 
 # Pre-trained models by name: (package, file inside it). Fetched and cached like the sources (sources/fetch.py).
@@ -48,37 +45,6 @@ PRETRAINED: dict[str, tuple[PackageRef, str]] = {
         "mistral_common/data/tokenizer.model.v1",
     ),
 }
-
-
-@dataclass(frozen=True)
-class Tokenizer:
-    """A loaded model and the ids the shards use. `pad_id` is the model's, or its unk id if it has none (padding is
-    marked by segment id 0 anyway)."""
-
-    model: bytes
-    sha256: str
-    vocab_size: int
-    eos_id: int
-    pad_id: int
-
-    def processor(self) -> Any:
-        import sentencepiece as spm
-
-        return spm.SentencePieceProcessor(model_proto=self.model)
-
-
-def load_tokenizer(folder: str | Path) -> Tokenizer:
-    """The tokenizer stage's output folder -> Tokenizer."""
-    folder = Path(folder)
-    try:
-        model = (folder / MODEL_FILE).read_bytes()
-        info = json.loads((folder / INFO_FILE).read_text())
-    except FileNotFoundError:
-        raise GlamkitError(f"{folder}: no {MODEL_FILE}/{INFO_FILE}: run `glamkit tokenizer train` first") from None
-    digest = hashlib.sha256(model).hexdigest()
-    if digest != info["sha256"]:
-        raise GlamkitError(f"{folder / MODEL_FILE}: sha256 {digest} does not match {INFO_FILE} ({info['sha256']})")
-    return Tokenizer(model, digest, info["vocab_size"], info["eos_id"], info["pad_id"])
 
 
 # ------------------------------------------------------------------------------------------------ sampling

@@ -18,7 +18,7 @@ from data_specs.records import component_order
 from data_specs.specs import MixtureSpec, RulesSpec
 from filters.classifier_eval import auc_line
 from filters.dedup import implied_threshold
-from pipelines.curate_core import (
+from pipelines.curate.schema import (
     CONTAMINATED,
     DROP_REASONS,
     EVAL_HOLDOUT_REASON,
@@ -125,8 +125,8 @@ def repeat_warnings(components: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def per_source(spec: MixtureSpec, cstats: Mapping[str, Any], curated: Path, tokenizer: Path) -> dict[str, Any]:
     """Per source: component, documents read and kept by curation, and the kept documents' tokens."""
-    from pipelines.mix_plan import curated_files, iter_curated
-    from pipelines.tokenizer import load_tokenizer
+    from data_specs.tokenizer import load_tokenizer
+    from pipelines.curate.schema import curated_files, iter_curated
 
     sp = load_tokenizer(tokenizer).processor()
     tokens: dict[str, int] = {}

@@ -23,7 +23,8 @@ from data_specs.hashing import uniform
 from data_specs.records import component_order
 from data_specs.specs import MixtureSpec
 from filters.quality import SCORE_BINS
-from pipelines.mix_plan import curated_files, iter_curated, parse_tokens, plan, plan_table
+from pipelines.curate.schema import curated_files, iter_curated
+from pipelines.mix.rates import parse_tokens, plan, plan_table
 
 STAGE_NAME = "report"
 STAGE_VERSION = "2"  # 2: drop table with thresholds, per-source tokens, classifier AUCs, repeat warnings
@@ -110,7 +111,7 @@ def dedup_section(stats: Mapping[str, Any]) -> dict[str, Any] | None:
 def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokenizer: Path | None = None,
            shards: Path | None = None, classifier: Path | None = None) -> dict[str, Any]:
     """report.json's content from a run folder whose curate, tokenizer and mix stages are done."""
-    from pipelines.curate import classifier_dir_for
+    from pipelines.curate.plan import classifier_dir_for
     from pipelines.dedup.config import describe as describe_dedup
     from report.drops import classifier_section, drop_table, keep_sentence, per_source, repeat_warnings
 

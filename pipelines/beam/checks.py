@@ -72,7 +72,7 @@ def check_curated(plan: Any, stats: Mapping[str, Any], files: Mapping[str, str])
     """RUN/curated (a CuratePlan's out_dir): every component's document and dropped shards exist and hold
     stats.json's kept and dropped counts; the samples file holds min(dropped, samples_per_reason) per (component,
     reason); the dead letter holds every errored record. `files`: the samples' and dead letter's names."""
-    from pipelines.curate_core import shard_name
+    from pipelines.curate.schema import shard_name
 
     out_dir, num_shards = plan.out_dir, plan.num_shards
     missing: list[str] = []

@@ -11,7 +11,7 @@ from pathlib import Path
 from data_specs.records import COMPONENTS
 from data_specs.specs import DedupSpec
 from filters import dedup as fd
-from pipelines.curate_core import DEDUP_REASONS, EXACT_DUPLICATE, NEAR_DUPLICATE
+from pipelines.curate.schema import DEDUP_REASONS, EXACT_DUPLICATE, NEAR_DUPLICATE
 
 EXACT, NEAR = EXACT_DUPLICATE, NEAR_DUPLICATE
 REASONS = DEDUP_REASONS  # a verdict's reason code is its place here; a document's lowest one wins

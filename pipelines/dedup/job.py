@@ -27,7 +27,7 @@ log = logging.getLogger("glamkit.dedup")
 
 
 def dedup_stage(plan: Any, alive: Any) -> tuple[Any, Any]:
-    """The curate job's dedup stage (pipelines.curate.build): Curated items in, the same items out, the alive
+    """The curate job's dedup stage (pipelines.curate.job.build): Curated items in, the same items out, the alive
     ones that are duplicates or contaminated as copies with drop_reason set, plus a one-element PCollection: the
     summary. Items already dropped or errored pass through untouched."""
     config: DedupConfig = plan.dedup

@@ -40,7 +40,7 @@ import numpy as np
 
 from filters import dedup as fd
 from pipelines.beam.memory import return_freed_memory
-from pipelines.curate_core import CONTAMINATED
+from pipelines.curate.schema import CONTAMINATED
 from pipelines.dedup import packs
 from pipelines.dedup.clustering import (
     BAND_SHUFFLES,

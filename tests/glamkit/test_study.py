@@ -76,9 +76,9 @@ def test_builtin_tasks_share_no_13gram_with_either_arms_training_shards(demo_run
     import numpy as np
     import pyarrow as pa
 
+    from data_specs.tokenizer import load_tokenizer
     from filters.dedup import TaskIndex, ngram_hashes, task_folder_texts, word_hashes, words
     from glamkit.study import prepare_arms
-    from pipelines.tokenizer import load_tokenizer
 
     study = specs.load("studies", "demo")
     # The shared stages and the filtered arm (the demo mixture itself) are the session's demo run: the runner finds

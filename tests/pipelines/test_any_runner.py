@@ -18,17 +18,17 @@ from data_specs.errors import GlamkitError
 from data_specs.records import Document
 from data_specs.specs import DedupSpec, KeepRuleSpec
 from data_specs.stages import MARKER
-from pipelines import curate as job
-from pipelines import curate_core as core
 from pipelines.beam import checks as job_checks
 from pipelines.beam.options import RUNNER_OPTION_MODULES, declared_flags, options_parser, pipeline_options
+from pipelines.curate import core, job, schema
+from pipelines.curate.plan import CuratePlan
 from pipelines.dedup import config as dedup
 from pipelines.dedup.features import CuratedFeatures
 from pipelines.dedup.job import _apply
 from pipelines.dedup.summary import snippet
 from tests.pipelines.immutability import unchanged
 
-FILES = {"samples": job.SAMPLES_FILE, "dead": job.DEAD_LETTER_FILE}
+FILES = {"samples": schema.SAMPLES_FILE, "dead": schema.DEAD_LETTER_FILE}
 
 
 class _LongWordShare:
@@ -55,9 +55,9 @@ def records(read) -> list[core.RawRecord]:
             core.RawRecord("gensim-enwiki", "wikipedia", "x.parquet:rg0:row0", {**row, "id": b"gensim-enwiki/row"})]
 
 
-def _plan(out: Path) -> job.CuratePlan:
+def _plan(out: Path) -> CuratePlan:
     spec = specs.load("mixtures", "demo")
-    return job.CuratePlan(
+    return CuratePlan(
         splits=(), components=("wikipedia", "forums"), rules={c: spec.rules_for(c) for c in ("wikipedia", "forums")},
         quality_components=("forums",), keep=KeepRuleSpec(kind="threshold", threshold=0.45), classifier_dir=None,
         out_dir=str(out), num_shards=2, samples_per_reason=2, seed=5, eval_holdout_fraction=0.15,
@@ -119,7 +119,7 @@ def test_curate_functions_leave_their_inputs_unchanged(records: list[core.RawRec
         score.start_bundle()
         finished = [o for it in judged for o in score.process(it)] + _tagged(list(score.finish_bundle()))[None]
     assert sorted(it.locator for it in finished) == sorted(it.locator for it in judged)
-    assert any(it.drop_reason == core.QUALITY_REASON for it in finished)
+    assert any(it.drop_reason == schema.QUALITY_REASON for it in finished)
 
     route = job._Route(plan)
     with unchanged("_Route", finished):
@@ -155,14 +155,14 @@ def test_curate_functions_leave_their_inputs_unchanged(records: list[core.RawRec
             outcomes = stats_fn.add_input(outcomes, o)
     keep_rules = {"forums": core.keep_summary(plan.keep, None)}
     with unchanged("_WriteStats", reads, outcomes, keep_rules):
-        job._WriteStats(plan).process(None, reads, outcomes, [], keep_rules)
-    stats = json.loads((tmp_path / job.STATS_FILE).read_text())
+        job._WriteStats(plan).process(None, reads, outcomes, None, keep_rules)
+    stats = json.loads((tmp_path / schema.STATS_FILE).read_text())
     job_checks.check_curated(plan, stats, FILES)  # what the job checks after the runner's success
 
-    (tmp_path / "dropped" / "forums" / core.shard_name(2, 1)).unlink()
+    (tmp_path / "dropped" / "forums" / schema.shard_name(2, 1)).unlink()
     with pytest.raises(job_checks.OutputCheckError, match=r"missing dropped/forums/part-00001-of-00002\.parquet"):
         job_checks.check_curated(plan, stats, FILES)
-    with gzip.open(tmp_path / job.DEAD_LETTER_FILE, "wb") as f:
+    with gzip.open(tmp_path / schema.DEAD_LETTER_FILE, "wb") as f:
         f.write(b"")
     with pytest.raises(job_checks.OutputCheckError, match=r"dead_letter\.jsonl\.gz holds 0 records, stats\.json "
                                                           r"counts 1 errored"):

@@ -21,7 +21,7 @@ from data_specs.records import Document, read_jsonl_gz, write_jsonl_gz
 from filters import dedup as fd
 from filters.dedup import task_folder_texts as task_texts
 from filters.holdout import is_eval_holdout
-from pipelines.curate import curate
+from pipelines.curate.job import curate
 from tests.pipelines.curate_helpers import build_tasks, tree_digest
 from tests.pipelines.dedup_helpers import perturb
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.specs import RulesSpec
-from pipelines import curate_core as core
+from pipelines.curate import core
+from pipelines.curate import stats as curate_stats
 from tests.conftest import FUZZ_MULTIPLIER
 from tests.sources.fuzz_inputs import _parquet, mutations, record_lines
 from tests.sources.fuzz_rule import check_failure
@@ -41,11 +42,11 @@ def curate_file(path: Path, out: Path) -> dict:
     items: list[core.Curated] = []
     for split in splits:
         for batch in core.read_split(split, 8):
-            core.add_read(stats, COMPONENT, SOURCE, len(batch))
+            curate_stats.add_read(stats, COMPONENT, SOURCE, len(batch))
             items += core.pre_dedup(batch, {COMPONENT: RulesSpec(min_words=30)}, (1234, 0.05))
     for it in items:
-        core.add_outcome(stats, core.stat_of(it))
-    final = core.finish_stats(stats, [COMPONENT])  # ConservationError if a record went missing
+        curate_stats.add_outcome(stats, curate_stats.stat_of(it))
+    final = curate_stats.finish_stats(stats, [COMPONENT])  # ConservationError if a record went missing
     by = {k: [it for it in items if it.outcome == k] for k in ("kept", "dropped", "errored")}
     core.write_table_atomic(str(out / "kept.parquet"), core.curated_table(sorted(by["kept"], key=core.sort_key)))
     core.write_table_atomic(str(out / "dropped.parquet"),

@@ -26,8 +26,11 @@ import pytest
 from data_specs import specs
 from data_specs.hashing import uniform
 from data_specs.shards import SHARD_SCHEMA, ShardManifest
-from pipelines import mix, mix_cli, tokenizer
-from pipelines.mix_plan import MIX_PURPOSE, TRAIN, VALIDATION, copies, curated_files, iter_curated, split_of
+from data_specs.tokenizer import load_tokenizer
+from pipelines import mix_cli
+from pipelines.curate.schema import curated_files, iter_curated
+from pipelines.mix import stage as mix_stage
+from pipelines.mix.rates import MIX_PURPOSE, TRAIN, VALIDATION, copies, split_of
 from report import mixture as report
 from tests.conftest import PYTHON, REPO
 from tests.pipelines.curate_helpers import env, tree_digest
@@ -122,7 +125,7 @@ def test_no_validation_document_in_training(unpacked, manifest: ShardManifest) -
 def test_packing_neither_loses_nor_duplicates_a_token(mixed_run: Path, unpacked, manifest: ShardManifest) -> None:
     """Every curated document: its expected copies (from the rule and the manifest's thresholds) are in the shards,
     every position exactly that many times with the right token; unpacked and detokenized it is the document."""
-    sp = tokenizer.load_tokenizer(mixed_run / "tokenizer").processor()
+    sp = load_tokenizer(mixed_run / "tokenizer").processor()
     eos, vf, seed = manifest.extra["eos_id"], manifest.extra["validation_fraction"], manifest.seed
     seen = {TRAIN: set(), VALIDATION: set()}
     checked = 0
@@ -191,7 +194,7 @@ def _swap_out(run: Path) -> None:
 
 
 def test_rerun_is_byte_identical(mixed_run: Path, reference) -> None:
-    result = mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), mix.STAGE_NAME, mix.make_stage,
+    result = mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), mix_stage.STAGE_NAME, mix_stage.make_stage,
                                force=True)
     assert result.state == "ran"
     assert tree_digest(mixed_run / "shards") == reference[1]

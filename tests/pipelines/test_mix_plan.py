@@ -14,7 +14,7 @@ from data_specs import specs
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
 from data_specs.shards import SHARD_SCHEMA
-from pipelines.mix_plan import (
+from pipelines.mix.rates import (
     MIX_PURPOSE,
     VALIDATION,
     calibrate_threshold,
@@ -24,7 +24,7 @@ from pipelines.mix_plan import (
     parse_tokens,
     split_of,
 )
-from pipelines.packing import Unit, pack, permute_index, rows_table, shuffle_key, write_ipc
+from pipelines.mix.rows import Unit, pack, permute_index, rows_table, shuffle_key, write_ipc
 from report.mixture import plan_report, save_plan
 
 

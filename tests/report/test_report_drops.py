@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from data_specs import specs
-from pipelines.curate_core import DROP_REASONS
+from pipelines.curate.schema import DROP_REASONS
 from report.drops import REPEAT_WARN_EPOCHS, keep_sentence, repeat_warnings
 
 pytestmark = pytest.mark.slow

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
@@ -25,34 +24,6 @@ from data_specs.records import component_order
 MIX_PURPOSE = "mix"
 SPLIT_PURPOSE = "split"
 TRAIN, VALIDATION = "train", "validation"
-
-
-# ------------------------------------------------------------------------------------------------ curated layout
-def curated_files(curated_dir: str | Path) -> dict[str, list[Path]]:
-    """component -> its kept-document Parquet parts (RUN/curated/documents/<component>/part-*.parquet), sorted."""
-    root = Path(curated_dir) / "documents"
-    if not root.is_dir():
-        raise GlamkitError(f"{curated_dir}: no documents/ folder: run the curate stage first (`glamkit curate`)")
-    out = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        parts = sorted(folder.glob("part-*.parquet"))
-        if parts:
-            out[folder.name] = parts
-    return out
-
-
-def iter_curated(path: str | Path, columns: Sequence[str] = ("id", "component", "text"),
-                 batch_size: int = 256) -> Iterator[list[dict]]:
-    """Batches of kept documents (dicts with `columns`) from one curated Parquet part; dropped rows are skipped."""
-    import pyarrow.parquet as pq
-
-    with pq.ParquetFile(path) as f:
-        names = set(f.schema_arrow.names)
-        cols = [c for c in columns if c in names] + (["drop_reason"] if "drop_reason" in names else [])
-        for batch in f.iter_batches(batch_size=batch_size, columns=cols):
-            rows = [r for r in batch.to_pylist() if r.get("drop_reason") is None]
-            if rows:
-                yield rows
 
 
 # ------------------------------------------------------------------------------------------------ budget

@@ -1,5 +1,5 @@
-"""The mixing job (Beam): curated documents in, GLaM-weighted token shards out. Thin glue over `mix_plan` (rates,
-copies) and `packing` (rows, shuffle, Arrow).
+"""The mixing job (Beam): curated documents in, GLaM-weighted token shards out. Thin glue over `rates` (rates,
+copies) and `rows` (rows, shuffle, Arrow); the stage is pipelines/mix/stage.py.
 
     RUN/curated/documents/<component>/part-*.parquet          kept documents (the curate job's layout)
       -> one element per Parquet row group, reshuffled across workers -> read (batches of documents)
@@ -38,23 +38,13 @@ from data_specs.hashing import hash_file, uniform
 from data_specs.records import component_order
 from data_specs.shards import ComponentMix, ShardInfo, ShardManifest
 from data_specs.specs import MixtureSpec
-from pipelines import packing
 from pipelines.beam import checks as job_checks
-from pipelines.mix_plan import (
-    MIX_PURPOSE,
-    TRAIN,
-    VALIDATION,
-    copies,
-    curated_files,
-    mixture_rates,
-    rate_warnings,
-    split_of,
-)
+from pipelines.curate.schema import curated_files
+from pipelines.mix import rows as packing
+from pipelines.mix.rates import MIX_PURPOSE, TRAIN, VALIDATION, copies, mixture_rates, rate_warnings, split_of
 
 log = logging.getLogger("glamkit.mix")
 
-STAGE_NAME = "shards"  # RUN/shards/manifest.json
-STAGE_VERSION = "1"
 MANIFEST = "manifest.json"
 STATS_FILE = "mix_stats.json"
 READ_BATCH = 512  # documents per tokenize call (a curated row group holds at most 512): few, large encode calls
@@ -90,7 +80,7 @@ def make_job(spec: MixtureSpec, curated_dir: Path, tokenizer_dir: Path, out_dir:
 
     from data_specs.hashing import hash_value
     from data_specs.loader import to_plain
-    from pipelines.tokenizer import load_tokenizer
+    from data_specs.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tokenizer_dir)
     parts = []
@@ -403,70 +393,3 @@ def run_job(job: MixJob, beam_args: Sequence[str] = ()) -> dict[str, Any]:
 def mix(spec: MixtureSpec, curated_dir: Path, tokenizer_dir: Path, out_dir: Path, beam_args: Sequence[str] = (),
         upstream: dict[str, str] | None = None) -> dict[str, Any]:
     return run_job(make_job(spec, curated_dir, tokenizer_dir, out_dir, upstream), beam_args)
-
-
-# ------------------------------------------------------------------------------------------------ stage
-def mix_config(spec: MixtureSpec) -> dict[str, Any]:
-    """What the shards depend on besides the curated documents and the tokenizer (the stage's key)."""
-    from data_specs.loader import to_plain
-
-    return {"version": STAGE_VERSION, "seed": spec.seed, "mixing": to_plain(spec.mixing),
-            "weights": {c: s.weight for c, s in sorted(spec.components.items())}}
-
-
-def upstream_hashes(provenance: dict[str, Any]) -> dict[str, str]:
-    """Upstream stage keys; for a standalone run, the fingerprints of its input folders, by folder name (never
-    absolute paths: the manifest must not depend on where the run folder is)."""
-    up = dict(provenance.get("upstream") or {})
-    for path, digest in (provenance.get("inputs") or {}).items():
-        up.setdefault(Path(path).name, digest)
-    return up
-
-
-def mix_stage(ctx: Any, mixture_spec_path: str | Path) -> dict[str, Any]:
-    """Stage-runner entry point: reads ctx.upstream['curated'] and ['tokenizer'], writes shards + manifest.json into
-    ctx.out. Beam flags come from `pipelines.beam.options.beam_args(...)` (set by `glamkit mix`)."""
-    import time
-
-    from data_specs import specs
-    from pipelines.beam.options import current_beam_args
-
-    spec = specs.load("mixtures", mixture_spec_path)
-    curated = Path(ctx.upstream.get("curated", ctx.run_dir / "curated"))
-    tokenizer = Path(ctx.upstream.get("tokenizer", ctx.run_dir / "tokenizer"))
-    args = current_beam_args()
-    ctx.log.info("mix: beam args %s", " ".join(args) or "(none: in-process FnApiRunner)")
-    start = time.perf_counter()
-    manifest = mix(spec, curated, tokenizer, Path(ctx.out), args, upstream_hashes(ctx.provenance))
-    seconds = time.perf_counter() - start
-    split_tokens = manifest["extra"]["split_tokens"]
-    for warning in manifest["extra"].get("warnings", []):
-        ctx.log.warning("mix: %s", warning)
-    tokens = sum(split_tokens.values())
-    ctx.log.info("mix: %d tokens in %.1f s (%.0f tokens/s)", tokens, seconds, tokens / max(seconds, 1e-9))
-    return {"split_tokens": split_tokens, "epochs": {c: m["epochs"] for c, m in manifest["components"].items()}}
-
-
-@dataclass(frozen=True)
-class _StageFn:
-    mixture_spec_path: str
-
-    def __call__(self, ctx: Any) -> dict[str, Any]:
-        return mix_stage(ctx, self.mixture_spec_path)
-
-
-def make_stage(mixture_spec_path: str | Path, standalone: bool = False, run_dir: Path | None = None) -> Any:
-    """The mix Stage (folder RUN/shards): needs `curated` and `tokenizer`. `standalone` fingerprints those two
-    folders as external inputs instead."""
-    from data_specs import specs
-    from data_specs.stages import Stage
-
-    spec = specs.load("mixtures", mixture_spec_path)
-    fn = _StageFn(str(mixture_spec_path))
-    what = "sample the weighted mixture into Arrow token shards (Beam)"
-    if standalone:
-        run_dir = Path(run_dir or ".")
-        return Stage(STAGE_NAME, fn, mix_config(spec), inputs=(run_dir / "curated", run_dir / "tokenizer"),
-                     version=STAGE_VERSION, description=what)
-    return Stage(STAGE_NAME, fn, mix_config(spec), needs=("curated", "tokenizer"), version=STAGE_VERSION,
-                 description=what)

@@ -1,4 +1,4 @@
-"""The curate job (Beam): source documents in, curated documents out. Thin glue over `pipelines/curate_core.py`,
+"""The curate job (Beam): source documents in, curated documents out. Thin glue over `pipelines/curate/core.py`,
 which calls the pure functions in `filters/` (normalize, rules, quality, keep).
 
     RUN/sources/<source>.{jsonl.gz,parquet}
@@ -25,151 +25,34 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 
 from data_specs import io as fileio
-from data_specs.errors import GlamkitError
-from data_specs.loader import to_plain
 from data_specs.records import component_order
-from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
-from pipelines import curate_core as core
+from data_specs.specs import MixtureSpec
 from pipelines.beam import checks as job_checks
 from pipelines.beam.buffered import BufferedDoFn
-from pipelines.dedup.config import DedupConfig, config_for, describe
+from pipelines.curate import core, schema
+from pipelines.curate import stats as curate_stats
+from pipelines.curate.plan import (
+    DEFAULT_BATCH,
+    DEFAULT_SAMPLES,
+    DEFAULT_SHARDS,
+    CuratePlan,
+    classifier_dir_for,
+    make_plan,
+)
+from pipelines.curate.schema import DEAD_LETTER_FILE, SAMPLES_FILE, STATS_FILE
+from pipelines.dedup.config import describe
 from pipelines.dedup.job import dedup_stage
-from sources.stage import document_files, source_files
 
 log = logging.getLogger("glamkit.curate")
 
-STAGE_NAME = "curated"  # the stage runner names a stage's folder after it: RUN/curated/
-CURATE_VERSION = "3"  # bump when the job's code changes what it writes (3: keep_rules, alpha auto)
-DEFAULT_SHARDS = 8  # per component
-DEFAULT_BATCH = 256  # records per read batch and per scoring call
-DEFAULT_SAMPLES = 20  # dropped documents sampled per (component, reason)
-STATS_FILE = "stats.json"
-SAMPLES_FILE = "samples/dropped.jsonl.gz"
-DEAD_LETTER_FILE = "dead_letter.jsonl.gz"
 
-
-@dataclass(frozen=True)
-class CuratePlan:
-    """Everything the pipeline needs, resolved up front (picklable: it travels to the workers)."""
-
-    splits: tuple[core.InputSplit, ...]
-    components: tuple[str, ...]  # every component of the mixture (stats and shard files for each)
-    rules: dict[str, RulesSpec]
-    quality_components: tuple[str, ...]
-    keep: KeepRuleSpec | None
-    classifier_dir: str | None
-    out_dir: str
-    num_shards: int = DEFAULT_SHARDS
-    batch_size: int = DEFAULT_BATCH
-    samples_per_reason: int = DEFAULT_SAMPLES
-    seed: int = 0
-    provenance: dict[str, Any] = field(default_factory=dict)
-    missing_sources: tuple[str, ...] = ()
-    eval_holdout_fraction: float = 0.0  # documents held out for eval tasks (dropped first, as `eval_holdout`)
-    dedup: DedupConfig | None = None  # None: no dedup stage
-    reference_scores: tuple[float, ...] = ()  # alpha auto: the classifier's held-out positives' scores
-
-
-# ------------------------------------------------------------------------------------------------ planning
-def curation_config(spec: MixtureSpec, num_shards: int = DEFAULT_SHARDS,
-                    samples_per_reason: int = DEFAULT_SAMPLES) -> dict[str, Any]:
-    """The part of a mixture spec the curate stage depends on (its key): not tokenizer or mixing settings."""
-    return {
-        "version": CURATE_VERSION,
-        "seed": spec.seed,
-        "components": {n: {"sources": list(c.sources), "quality_filter": c.quality_filter}
-                       for n, c in sorted(spec.components.items())},
-        "rules": {n: to_plain(spec.rules_for(n)) for n in sorted(spec.components)},
-        "quality": to_plain(spec.quality),
-        "dedup": to_plain(spec.dedup),
-        "eval_holdout_fraction": spec.eval_holdout_fraction,
-        "num_shards": num_shards,
-        "samples_per_reason": samples_per_reason,
-    }
-
-
-def make_plan(spec: MixtureSpec, sources_dir: Path, classifier_dir: Path | None, out_dir: Path | str,
-              provenance: dict[str, Any] | None = None, num_shards: int = DEFAULT_SHARDS,
-              batch_size: int = DEFAULT_BATCH, samples_per_reason: int = DEFAULT_SAMPLES,
-              task_dir: Path | None = None) -> CuratePlan:
-    """`task_dir`: the built-in tasks (RUN/tasks) that decontamination compares with, besides the spec's files."""
-    files = source_files(sources_dir.parent) if sources_dir.name == "sources" else document_files(sources_dir)
-    splits: list[core.InputSplit] = []
-    missing = []
-    for component, comp in sorted(spec.components.items()):
-        for source in comp.sources:
-            path = files.get(source)
-            if path is None:
-                missing.append(source)
-                continue
-            if str(path).endswith(".parquet"):
-                splits.extend(core.parquet_splits(source, component, str(path)))
-            else:
-                splits.append(core.InputSplit(source, component, str(path)))
-    if not splits:
-        raise GlamkitError(f"{sources_dir}: none of the mixture's sources has documents here")
-    for source in missing:
-        log.warning("curate: source %s has no documents in %s (skipped)", source, sources_dir)
-    quality = tuple(sorted(n for n, c in spec.components.items() if c.quality_filter))
-    reference: tuple[float, ...] = ()
-    if quality:
-        if classifier_dir is None or not (Path(classifier_dir) / "classifier.json").exists():
-            raise GlamkitError(f"curate: components {', '.join(quality)} use the quality classifier, but "
-                               f"{classifier_dir} holds no trained classifier (run `glamkit classifier train`)")
-        keep = spec.quality.keep
-        if keep.auto and keep.target_keep is None:
-            from filters.quality import load_reference_scores
-
-            reference = tuple(load_reference_scores(Path(classifier_dir)))
-    return CuratePlan(
-        splits=tuple(splits),
-        components=tuple(sorted(spec.components)),
-        rules={n: spec.rules_for(n) for n in spec.components},
-        quality_components=quality,
-        keep=spec.quality.keep if spec.quality else None,
-        classifier_dir=str(classifier_dir) if quality else None,
-        out_dir=str(out_dir),
-        num_shards=num_shards,
-        batch_size=batch_size,
-        samples_per_reason=samples_per_reason,
-        seed=spec.seed,
-        provenance=dict(provenance or {}),
-        missing_sources=tuple(missing),
-        eval_holdout_fraction=spec.eval_holdout_fraction,
-        dedup=_dedup_config(spec, task_dir),
-        reference_scores=reference,
-    )
-
-
-def _dedup_config(spec: MixtureSpec, task_dir: Path | None) -> DedupConfig | None:
-    d = spec.dedup
-    if not (d.exact or d.near or d.decontaminate):
-        return None
-    if d.decontaminate and d.builtin_tasks and spec.eval_holdout_fraction > 0 and \
-            not (task_dir is not None and Path(task_dir).is_dir()):
-        log.warning("curate: no built-in tasks at %s: decontamination checks the spec's task files only", task_dir)
-    for t in d.tasks:
-        if not Path(t.path).is_file():
-            raise GlamkitError(f"curate: dedup.tasks: no task file {t.path}")
-    return config_for(d, task_dir)
-
-
-def classifier_dir_for(spec: MixtureSpec, run_dir: Path, upstream: Path | None = None) -> Path | None:
-    """The trained classifier: the mixture's `quality.classifier` if it names a model folder, else the run's."""
-    if spec.quality is None:
-        return None
-    named = Path(spec.quality.classifier)
-    if (named / "classifier.json").exists():
-        return named
-    return upstream or run_dir / "classifier"
 
 
 # ------------------------------------------------------------------------------------------------ pipeline
@@ -311,7 +194,7 @@ class _Route(beam.DoFn):
         self.stats: dict[str, Any] = {}
 
     def process(self, it: core.Curated) -> Iterable[Any]:
-        core.add_outcome(self.stats, core.stat_of(it))
+        curate_stats.add_outcome(self.stats, curate_stats.stat_of(it))
         outcome = it.outcome
         if outcome == "kept":
             yield (it.component, core.shard_of(it.doc.id, self.num_shards)), it
@@ -338,7 +221,7 @@ class _WriteShard(beam.DoFn):
         (component, shard), values = element
         items = sorted(values, key=core.sort_key)
         table = core.curated_table(items) if self.kind == "documents" else core.dropped_table(items)
-        path = f"{self.out_dir}/{self.kind}/{component}/{core.shard_name(self.num_shards, shard)}"
+        path = f"{self.out_dir}/{self.kind}/{component}/{schema.shard_name(self.num_shards, shard)}"
         core.write_table_atomic(path, table, self.provenance)
         yield component, shard
 
@@ -349,7 +232,7 @@ class _WriteSamples(beam.DoFn):
 
     def process(self, element: tuple) -> Iterable[Any]:
         rows = [s for group in element[1] for s in group]
-        rows.sort(key=lambda s: (component_order(s[3]["component"]), core._reason_order(s[3]["drop_reason"]),
+        rows.sort(key=lambda s: (component_order(s[3]["component"]), curate_stats.reason_order(s[3]["drop_reason"]),
                                  s[0], s[1], s[2]))
         fileio.write_jsonl_gz(f"{self.out_dir}/{SAMPLES_FILE}", [s[3] for s in rows])
         yield SAMPLES_FILE
@@ -396,15 +279,15 @@ class _StatsFn(beam.CombineFn):
     def add_input(self, acc: dict, element: tuple) -> dict:
         kind, value = element
         if kind == "read":
-            core.add_read(acc, *value)
+            curate_stats.add_read(acc, *value)
         else:  # "stats": a worker's counts of a bundle's outcomes
-            core.merge_stats(acc, value)
+            curate_stats.merge_stats(acc, value)
         return acc
 
     def merge_accumulators(self, accs: Iterable[dict]) -> dict:
         out: dict = {}
         for acc in accs:
-            core.merge_stats(out, acc)
+            curate_stats.merge_stats(out, acc)
         return out
 
     def extract_output(self, acc: dict) -> dict:
@@ -417,8 +300,8 @@ class _WriteStats(beam.DoFn):
 
     def process(self, _: None, reads: dict, outcomes: dict, dedup_summary: dict | None,
                 keep_rules: dict) -> Iterable[None]:
-        stats = core.merge_stats(core.merge_stats({}, reads), outcomes)
-        final = core.finish_stats(stats, self.components)  # raises ConservationError: the job fails
+        stats = curate_stats.merge_stats(curate_stats.merge_stats({}, reads), outcomes)
+        final = curate_stats.finish_stats(stats, self.components)  # raises ConservationError: the job fails
         final["missing_sources"] = list(self.missing)
         final["keep_rules"] = dict(sorted(keep_rules.items()))  # per quality-filtered component: as applied
         if dedup_summary is not None:
@@ -442,7 +325,7 @@ def run_job(plan: CuratePlan, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     job_checks.fail_if("curate", [] if fileio.exists(stats_path) else [STATS_FILE], [])
     with fileio.open_read(stats_path) as f:
         stats = json.loads(f.read())
-    core.finish_stats(stats["components"], plan.components)  # the job checked it; check what was written
+    curate_stats.finish_stats(stats["components"], plan.components)  # the job checked it; check what was written
     job_checks.check_curated(plan, stats, {"samples": SAMPLES_FILE, "dead": DEAD_LETTER_FILE})
     return stats
 
@@ -463,92 +346,3 @@ def curate(spec: MixtureSpec, run_dir: Path, out_dir: Path, beam_args: Sequence[
     return run_job(plan, beam_args)
 
 
-def summary_of(stats: dict[str, Any]) -> dict[str, Any]:
-    """The short summary the stage marker keeps (deterministic: counts only)."""
-    return {c: {"read": s["read"], "kept": s["kept"], "errored": s["errored"],
-                "dropped": sum(s["dropped"].values())} for c, s in stats.get("components", {}).items()}
-
-
-# ------------------------------------------------------------------------------------------------ stage
-def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS) -> dict[str, Any]:
-    """The stage-runner entry point (glamkit/pipeline.py): reads ctx.upstream['sources'], 'tasks'
-    (decontamination) and 'classifier', writes ctx.out. Beam flags come from
-    `pipelines.beam.options.beam_args(...)` (set by `glamkit curate`)."""
-    import time
-
-    from data_specs import specs
-    from pipelines.beam.options import current_beam_args
-
-    spec = specs.load("mixtures", mixture_spec_path)
-    sources_dir = Path(ctx.upstream.get("sources", ctx.run_dir / "sources"))
-    classifier_dir = classifier_dir_for(spec, ctx.run_dir, ctx.upstream.get("classifier"))
-    task_dir = Path(ctx.upstream.get("tasks", ctx.run_dir / "tasks"))
-    args = current_beam_args()
-    ctx.log.info("curate: beam args %s", " ".join(args) or "(none: in-process FnApiRunner)")
-    ctx.log.info("%s", describe(spec.dedup))
-    print(describe(spec.dedup))  # the implied similarity threshold, on the console too
-    start = time.perf_counter()
-    stats = curate(spec, ctx.run_dir, ctx.out, args, ctx.provenance, classifier_dir, sources_dir, num_shards,
-                   task_dir=task_dir)
-    seconds = time.perf_counter() - start
-    if stats:
-        print_table(stats)  # what `make demo` shows for this stage
-    total = stats.get("total", {})
-    ctx.log.info("curate: %s documents, %.1f MB in %.1f s (%.0f docs/s, %.2f MB/s)", total.get("read"),
-                 total.get("bytes_in", 0) / 1e6, seconds, total.get("read", 0) / max(seconds, 1e-9),
-                 total.get("bytes_in", 0) / 1e6 / max(seconds, 1e-9))
-    return summary_of(stats)
-
-
-def make_stage(mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS, standalone: bool = False) -> Any:
-    """The curate Stage for the recipe: needs the `sources`, `tasks` (the eval holdout's tasks, for
-    decontamination) and `classifier` (when the mixture has a quality filter) stages. `standalone` (no upstream
-    stages in the layout) fingerprints RUN/sources, RUN/tasks and the classifier folder as external inputs."""
-    from data_specs import specs
-    from data_specs.stages import Stage
-
-    spec = specs.load("mixtures", mixture_spec_path)
-    config = curation_config(spec, num_shards)
-    run = _StageFn(str(mixture_spec_path), num_shards)
-    description = "normalise, filter, dedup, decontaminate, score and Pareto-sample documents (Beam)"
-    if not standalone:
-        needs = ("sources", "tasks", "classifier") if spec.quality is not None else ("sources", "tasks")
-        return Stage(STAGE_NAME, run, config, needs=needs, version=CURATE_VERSION, description=description)
-    return Stage(STAGE_NAME, run, config, version=CURATE_VERSION, description=description)
-
-
-def standalone_inputs(spec_path: str | Path, run_dir: Path) -> tuple[Path, ...]:
-    from data_specs import specs
-
-    spec = specs.load("mixtures", spec_path)
-    inputs = [run_dir / "sources"]
-    if (run_dir / "tasks").is_dir():
-        inputs.append(run_dir / "tasks")
-    inputs += [Path(t.path) for t in spec.dedup.tasks]
-    clf = classifier_dir_for(spec, run_dir)
-    if clf is not None:
-        inputs.append(clf)
-    return tuple(inputs)
-
-
-@dataclass(frozen=True)
-class _StageFn:
-    mixture_spec_path: str
-    num_shards: int
-
-    def __call__(self, ctx: Any) -> dict[str, Any]:
-        return curate_stage(ctx, self.mixture_spec_path, self.num_shards)
-
-
-def print_table(stats: dict[str, Any], out: Callable[[str], None] = print) -> None:
-    """The per-component read/kept/dropped/errored table (`make demo`, `glamkit curate`)."""
-    out(f"{'component':<14}{'read':>8}{'kept':>8}{'dropped':>9}{'errored':>9}{'MB in':>9}{'MB out':>9}"
-        "  top drop reasons")
-    for component, s in stats["components"].items():
-        reasons = sorted(s["dropped"].items(), key=lambda kv: -kv[1])[:3]
-        why = ", ".join(f"{r} {n}" for r, n in reasons)
-        out(f"{component:<14}{s['read']:>8}{s['kept']:>8}{sum(s['dropped'].values()):>9}{s['errored']:>9}"
-            f"{s['bytes_in'] / 1e6:>9.2f}{s['bytes_out'] / 1e6:>9.2f}  {why}")
-    t = stats["total"]
-    out(f"{'total':<14}{t['read']:>8}{t['kept']:>8}{t['dropped']:>9}{t['errored']:>9}{t['bytes_in'] / 1e6:>9.2f}"
-        f"{t['bytes_out'] / 1e6:>9.2f}")

@@ -1,4 +1,4 @@
-"""The curate job's per-document work as plain Python, shared by the Beam job (`pipelines/curate.py`) and the
+"""The curate job's per-document work as plain Python, shared by the Beam job (`pipelines/curate/job.py`) and the
 benchmark's plain loop: raw record in, curated record out. No Beam here.
 
 Stages, in order; a document leaves at the first that rejects it, and that stage's rule is its `drop_reason`:
@@ -10,7 +10,7 @@ Stages, in order; a document leaves at the first that rejects it, and that stage
   3. language               -> "language", "min_language_score"
   4. heuristic rules        -> filters.rules.TEXT_RULES ("min_words", ..., "min_stop_words")
   5. dedup                  -> DEDUP_REASONS: exact, then near duplicates, then contaminated (pipelines/dedup/,
-                               between rules and scoring: pipelines/curate.py's build)
+                               between rules and scoring: pipelines/curate/job.py's build)
   6. quality score + keep   -> "quality" (components with quality_filter only; the score is kept on every document
                                that reaches this stage, dropped or not)
 """
@@ -31,43 +31,21 @@ import pyarrow as pa
 from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
-from data_specs.records import DOCUMENT_SCHEMA, Document, component_order, json_value
+from data_specs.records import Document, json_value
 from data_specs.specs import KeepRuleSpec, RulesSpec
 from filters.holdout import is_eval_holdout  # the eval tasks' own rule: held out there, dropped here
 from filters.keep import TopFractionCutoff, apply_keep_rule
 from filters.normalize import normalize_document
-from filters.quality import SCORE_BINS
-from filters.rules import LANGUAGE_RULES, TEXT_RULES, language_failure, rule_failure
-
-EVAL_HOLDOUT_REASON = "eval_holdout"
-EXACT_DUPLICATE, NEAR_DUPLICATE, CONTAMINATED = "exact_duplicate", "near_duplicate", "contaminated"
-# Dedup's reasons; a dedup verdict's reason code is its place here, and a document's lowest one wins.
-DEDUP_REASONS: tuple[str, ...] = (EXACT_DUPLICATE, NEAR_DUPLICATE, CONTAMINATED)
-QUALITY_REASON = "quality"
-DROP_REASONS: tuple[str, ...] = (EVAL_HOLDOUT_REASON, *LANGUAGE_RULES, *TEXT_RULES, *DEDUP_REASONS, QUALITY_REASON)
-SAMPLE_TEXT_CHARS = 4000  # dropped-document samples keep this much text (bounded output)
-DEAD_LETTER_EXCERPT = 300  # bytes of an errored record kept in the dead-letter file
-
-# The curated record: the document record plus the curation outcome.
-CURATED_SCHEMA = pa.schema(
-    [
-        *DOCUMENT_SCHEMA,
-        pa.field("quality_score", pa.float32(), nullable=True),  # null where the component is not quality-filtered
-        pa.field("drop_reason", pa.string(), nullable=True),  # null for kept documents
-    ]
+from filters.rules import language_failure, rule_failure
+from pipelines.curate.schema import (
+    CURATED_SCHEMA,
+    DEAD_LETTER_EXCERPT,
+    DROPPED_SCHEMA,
+    EVAL_HOLDOUT_REASON,
+    QUALITY_REASON,
+    ROW_GROUP,
+    SAMPLE_TEXT_CHARS,
 )
-# Every dropped document, without its text: what was dropped, where from, and why.
-DROPPED_SCHEMA = pa.schema(
-    [
-        pa.field("id", pa.string(), nullable=False),
-        pa.field("component", pa.string(), nullable=False),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("drop_reason", pa.string(), nullable=False),
-        pa.field("quality_score", pa.float32(), nullable=True),
-        pa.field("text_bytes", pa.int64(), nullable=False),
-    ]
-)
-ROW_GROUP = 512
 
 
 # ------------------------------------------------------------------------------------------------ records
@@ -368,10 +346,6 @@ def shard_of(doc_id: str, num_shards: int) -> int:
     return int(uniform(doc_id, 0, "curate-shard") * num_shards)
 
 
-def shard_name(num_shards: int, shard: int) -> str:
-    return f"part-{shard:05d}-of-{num_shards:05d}.parquet"
-
-
 def sample_key(doc_id: str, seed: int) -> float:
     """Which dropped documents are sampled: the K with the smallest key per (component, reason)."""
     return uniform(doc_id, seed, "drop-sample")
@@ -408,97 +382,6 @@ def dead_letter_record(it: Curated) -> dict[str, Any]:
 
 def sort_key(it: Curated) -> tuple[str, str]:
     return (it.doc.id, it.source) if it.doc is not None else ("", it.locator)
-
-
-# ------------------------------------------------------------------------------------------------ stats
-def empty_component_stats() -> dict[str, Any]:
-    return {
-        "read": 0,
-        "kept": 0,
-        "errored": 0,
-        "dropped": {},
-        "bytes_in": 0,
-        "bytes_out": 0,
-        "sources": {},
-        "score_histogram": [0] * SCORE_BINS,
-        "kept_score_histogram": [0] * SCORE_BINS,
-    }
-
-
-def stat_of(it: Curated) -> tuple[str, str, str, str | None, int, int, int | None]:
-    """(component, source, outcome, drop_reason, bytes_in, bytes_out, score bin) of a finished item."""
-    out_bytes = len(it.doc.text.encode("utf-8")) if it.outcome == "kept" else 0
-    score_bin = None if it.quality_score is None else min(int(it.quality_score * SCORE_BINS), SCORE_BINS - 1)
-    return it.component, it.source, it.outcome, it.drop_reason, it.text_bytes, out_bytes, score_bin
-
-
-def add_read(stats: dict[str, Any], component: str, source: str, n: int) -> None:
-    c = stats.setdefault(component, empty_component_stats())
-    c["read"] += n
-    c["sources"].setdefault(source, {"read": 0, "kept": 0})["read"] += n
-
-
-def add_outcome(stats: dict[str, Any], stat: tuple) -> None:
-    component, source, outcome, reason, bytes_in, bytes_out, score_bin = stat
-    c = stats.setdefault(component, empty_component_stats())
-    c["bytes_in"] += bytes_in
-    c["bytes_out"] += bytes_out
-    if outcome == "kept":
-        c["kept"] += 1
-        c["sources"].setdefault(source, {"read": 0, "kept": 0})["kept"] += 1
-    elif outcome == "errored":
-        c["errored"] += 1
-    else:
-        c["dropped"][reason] = c["dropped"].get(reason, 0) + 1
-    if score_bin is not None:
-        c["score_histogram"][score_bin] += 1
-        if outcome == "kept":
-            c["kept_score_histogram"][score_bin] += 1
-
-
-def merge_stats(into: dict[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
-    for component, o in other.items():
-        c = into.setdefault(component, empty_component_stats())
-        for k in ("read", "kept", "errored", "bytes_in", "bytes_out"):
-            c[k] += o[k]
-        for reason, n in o["dropped"].items():
-            c["dropped"][reason] = c["dropped"].get(reason, 0) + n
-        for source, s in o["sources"].items():
-            t = c["sources"].setdefault(source, {"read": 0, "kept": 0})
-            t["read"] += s["read"]
-            t["kept"] += s["kept"]
-        for k in ("score_histogram", "kept_score_histogram"):
-            c[k] = [a + b for a, b in zip(c[k], o[k], strict=True)]
-    return into
-
-
-class ConservationError(RuntimeError):
-    pass
-
-
-def finish_stats(stats: Mapping[str, Any], components: Sequence[str]) -> dict[str, Any]:
-    """stats.json's content, in a fixed order, after checking read == kept + sum(dropped) + errored per component
-    (raises ConservationError otherwise: the job must fail, not publish)."""
-    out: dict[str, Any] = {"components": {}, "drop_reasons": list(DROP_REASONS), "histogram_bins": SCORE_BINS}
-    bad = []
-    for component in sorted(set(components) | set(stats), key=component_order):
-        c = stats.get(component) or empty_component_stats()
-        dropped = {r: c["dropped"][r] for r in sorted(c["dropped"], key=_reason_order)}
-        total = c["kept"] + sum(dropped.values()) + c["errored"]
-        if total != c["read"]:
-            bad.append(f"{component}: read {c['read']} != kept {c['kept']} + dropped {sum(dropped.values())} "
-                       f"+ errored {c['errored']}")
-        out["components"][component] = {**c, "dropped": dropped, "sources": dict(sorted(c["sources"].items()))}
-    if bad:
-        raise ConservationError("curate: documents not conserved: " + "; ".join(bad))
-    comps = out["components"].values()
-    out["total"] = {k: sum(c[k] for c in comps) for k in ("read", "kept", "errored", "bytes_in", "bytes_out")}
-    out["total"]["dropped"] = sum(sum(c["dropped"].values()) for c in comps)
-    return out
-
-
-def _reason_order(reason: str) -> tuple[int, str]:
-    return (DROP_REASONS.index(reason) if reason in DROP_REASONS else len(DROP_REASONS), reason)
 
 
 # ------------------------------------------------------------------------------------------------ writing
