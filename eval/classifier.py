@@ -15,6 +15,7 @@ from data_specs.specs import ClassifierSpec, KeepRuleSpec
 from data_specs.stages import StageContext
 from filters.classifier_eval import format_eval
 from filters.classifier_train import evaluate, train
+from report.classifier import plot_eval  # matplotlib
 from sources.stage import load_sources, without_unavailable
 
 
@@ -35,8 +36,6 @@ def write_eval(
     keep: KeepRuleSpec | None = None, keep_from: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate the model in `model_dir` (filters.classifier_train.evaluate) and write OUT/eval.json and eval.png."""
-    from report.classifier import plot_eval  # matplotlib
-
     result = evaluate(spec, model_dir, docs_by_source, keep, keep_from)
     fileio.write_json(out_dir / "eval.json", result, sort_keys=True, indent=2)
     plot_eval(result, out_dir / "eval.png")

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from data_specs.stages import StageContext
+from eval.harness import evaluate, load_tasks, metric_values, table, task_manager, write_results
+from eval.task_files import limited_samples
 
 # The built-in tasks the recipe evaluates (names and tags of the YAMLs the tasks stage writes).
 DEFAULT_TASKS = ("heldout-bpb", "heldout-bpb-components", "lambada-books", "next-sentence", "wiki-cloze")
@@ -28,8 +30,6 @@ def evaluate_run(run_dir: Path, task_names: Sequence[str], train_dir: Path | Non
     `limit`: the first N examples of each task (eval.task_files.limited_samples). `skip_missing` leaves out
     requested tasks that the folder does not have (a mixture without books has no lambada-books)."""
     from eval.backend import GlamkitLM
-    from eval.harness import evaluate, load_tasks, task_manager
-    from eval.task_files import limited_samples
 
     manager = task_manager(tasks_dir or run_dir / "tasks")
     if skip_missing:
@@ -55,8 +55,6 @@ def eval_stage(ctx: StageContext, task_names: Sequence[str] = DEFAULT_TASKS, lim
                skip_missing: bool = False) -> dict[str, Any]:
     """The `eval` stage: RUN/eval/results.json (lm-eval's), run-dependent fields in RUN/logs/eval/. Folders default
     to the run's own stages."""
-    from eval.harness import metric_values, table, write_results
-
     results = evaluate_run(ctx.run_dir, task_names, train_dir=ctx.upstream.get("train"),
                            tokenizer_dir=tokenizer_dir or ctx.upstream.get("tokenizer"),
                            tasks_dir=tasks_dir or ctx.upstream.get("tasks"), limit=limit,

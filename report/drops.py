@@ -16,6 +16,7 @@ from typing import Any
 
 from data_specs.records import component_order
 from data_specs.specs import MixtureSpec, RulesSpec
+from data_specs.tokenizer import load_tokenizer
 from filters.classifier_eval import auc_line
 from filters.dedup import implied_threshold
 from pipelines.curate.schema import (
@@ -25,6 +26,8 @@ from pipelines.curate.schema import (
     EXACT_DUPLICATE,
     NEAR_DUPLICATE,
     QUALITY_REASON,
+    curated_files,
+    iter_curated,
 )
 
 REPEAT_WARN_EPOCHS = 4.0  # a component whose tokens are repeated more often than this gets a warning line
@@ -125,9 +128,6 @@ def repeat_warnings(components: Mapping[str, Mapping[str, Any]]) -> list[str]:
 
 def per_source(spec: MixtureSpec, cstats: Mapping[str, Any], curated: Path, tokenizer: Path) -> dict[str, Any]:
     """Per source: component, documents read and kept by curation, and the kept documents' tokens."""
-    from data_specs.tokenizer import load_tokenizer
-    from pipelines.curate.schema import curated_files, iter_curated
-
     sp = load_tokenizer(tokenizer).processor()
     tokens: dict[str, int] = {}
     for parts in curated_files(curated).values():

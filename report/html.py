@@ -10,6 +10,8 @@ import html
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from data_specs.records import COMPONENTS
 from report.png import png_base64, pyplot
 
@@ -57,8 +59,6 @@ def _figure(name: str, caption: str, draw: Callable[[Any], None], size: tuple[fl
 
 def _bars(ax: Any, names: Sequence[str], series: Mapping[str, Sequence[float]], colours: Sequence[str] | None = None,
           log: bool = False) -> None:
-    import numpy as np
-
     x = np.arange(len(names))
     width = 0.8 / max(1, len(series))
     for i, (label, values) in enumerate(series.items()):

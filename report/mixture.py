@@ -18,13 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from data_specs import io as fileio
+from data_specs import specs
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
+from data_specs.loader import to_plain
 from data_specs.records import component_order
 from data_specs.specs import MixtureSpec
+from data_specs.stages import Stage
 from filters.quality import SCORE_BINS
+from pipelines.curate.plan import classifier_dir_for
 from pipelines.curate.schema import curated_files, iter_curated
+from pipelines.dedup.config import describe as describe_dedup
 from pipelines.mix.rates import parse_tokens, plan, plan_table
+from report.drops import classifier_section, drop_table, keep_sentence, per_source, repeat_warnings
+from report.html import render
 
 STAGE_NAME = "report"
 STAGE_VERSION = "2"  # 2: drop table with thresholds, per-source tokens, classifier AUCs, repeat warnings
@@ -111,10 +118,6 @@ def dedup_section(stats: Mapping[str, Any]) -> dict[str, Any] | None:
 def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokenizer: Path | None = None,
            shards: Path | None = None, classifier: Path | None = None) -> dict[str, Any]:
     """report.json's content from a run folder whose curate, tokenizer and mix stages are done."""
-    from pipelines.curate.plan import classifier_dir_for
-    from pipelines.dedup.config import describe as describe_dedup
-    from report.drops import classifier_section, drop_table, keep_sentence, per_source, repeat_warnings
-
     curated = curated or run_dir / "curated"
     tokenizer = tokenizer or run_dir / "tokenizer"
     shards = shards or run_dir / "shards"
@@ -209,8 +212,6 @@ def _split_summary(manifest: Mapping[str, Any], split: str) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------------------ writing
 def write_report(report: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
-    from report.html import render
-
     out.mkdir(parents=True, exist_ok=True)
     paths = (out / REPORT_JSON, out / REPORT_HTML)
     fileio.write_json(paths[0], report, sort_keys=True, indent=2, ensure_ascii=False)
@@ -246,8 +247,6 @@ def save_plan(data: Mapping[str, Any], table: str, out_dir: Path, stem: str) -> 
 def report_stage(ctx: Any, mixture_spec_path: str | Path, link: bool = True) -> dict[str, Any]:
     """Stage-runner entry point: reads ctx.upstream['curated'], ['tokenizer'], ['shards'] (or the run's folders),
     writes report.json and report.html into ctx.out; `link` points RUN/report.html at the published report."""
-    from data_specs import specs
-
     spec = specs.load("mixtures", mixture_spec_path)
     up = {n: Path(ctx.upstream.get(n, ctx.run_dir / n)) for n in ("curated", "tokenizer", "shards")}
     report = gather(spec, ctx.run_dir, up["curated"], up["tokenizer"], up["shards"])
@@ -267,10 +266,6 @@ class _StageFn:
 
 def make_stage(mixture_spec_path: str | Path, standalone: bool = False, run_dir: Path | None = None) -> Any:
     """The report Stage: needs `curated`, `tokenizer` and `shards` (standalone: fingerprints those folders)."""
-    from data_specs import specs
-    from data_specs.loader import to_plain
-    from data_specs.stages import Stage
-
     spec = specs.load("mixtures", mixture_spec_path)
     config = {"version": STAGE_VERSION, "spec": to_plain(spec)}
     fn = _StageFn(str(mixture_spec_path))

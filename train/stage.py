@@ -14,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from data_specs.errors import GlamkitError
-from data_specs.stages import StageContext
+from data_specs.specs import spec_path
+from data_specs.stages import Stage, StageContext
+from train.config import load_train_spec
 
 
 def train_stage(ctx: StageContext, train_spec_path: str | Path, shards_dir: str | Path,
                 overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
     """Train per the spec on `shards_dir`; returns the summary (first/last loss, validation, ...)."""
-    from train.config import load_train_spec
     from train.loop import Trainer
     from train.mesh import init_distributed
 
@@ -64,10 +65,6 @@ class _TrainStageFn:
 
 def make_stage(train_spec: str | Path = "tiny", shards_stage: str = "shards") -> Any:
     """The recipe's `train` Stage: needs the mix stage; its key covers the resolved train spec."""
-    from data_specs.specs import spec_path
-    from data_specs.stages import Stage
-    from train.config import load_train_spec
-
     path = spec_path("train", train_spec)
     return Stage("train", _TrainStageFn(str(path), shards_stage), config=load_train_spec(path),
                  needs=(shards_stage,), version="1", description="train the GLaM model on the shards (JAX)")

@@ -14,8 +14,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from data_specs import io as fileio
 from data_specs.errors import GlamkitError
+from pipelines.curate.schema import shard_name
 
 LISTED = 5  # missing files named in the message (then "and N more")
 
@@ -33,8 +37,6 @@ def run_to_completion(pipeline: Any, job: str) -> None:
 
 def parquet_rows(path: str) -> int:
     """Rows of a Parquet file, from its footer."""
-    import pyarrow.parquet as pq
-
     with fileio.open_read(path) as f:
         return pq.ParquetFile(f).metadata.num_rows
 
@@ -46,8 +48,6 @@ def jsonl_gz_rows(path: str) -> list[dict[str, Any]]:
 
 def ipc_rows(path: str) -> int:
     """Rows of an Arrow IPC file (memory-mapped: record batch headers only)."""
-    import pyarrow as pa
-
     with pa.memory_map(path) as source:
         reader = pa.ipc.open_file(source)
         return sum(reader.get_batch(i).num_rows for i in range(reader.num_record_batches))
@@ -72,8 +72,6 @@ def check_curated(plan: Any, stats: Mapping[str, Any], files: Mapping[str, str])
     """RUN/curated (a CuratePlan's out_dir): every component's document and dropped shards exist and hold
     stats.json's kept and dropped counts; the samples file holds min(dropped, samples_per_reason) per (component,
     reason); the dead letter holds every errored record. `files`: the samples' and dead letter's names."""
-    from pipelines.curate.schema import shard_name
-
     out_dir, num_shards = plan.out_dir, plan.num_shards
     missing: list[str] = []
     wrong: list[str] = []

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from data_specs.errors import GlamkitError
+from pipelines.beam.memory import release_idle_stages
 
 log = logging.getLogger("glamkit.beam")
 
@@ -92,7 +93,6 @@ def pipeline_options(args: Sequence[str] = ()) -> Any:
         log.warning("%s", BROKEN_RUNNERS[name])
     options = PipelineOptions(args)
     _make_code_importable()
-    from pipelines.beam.memory import release_idle_stages
 
     release_idle_stages()
     return options

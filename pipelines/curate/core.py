@@ -27,12 +27,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
 from data_specs.records import Document, json_value
 from data_specs.specs import KeepRuleSpec, RulesSpec
+from filters.calibrate import fit_alpha_to_keep_rate, fit_alpha_to_reference
 from filters.holdout import is_eval_holdout  # the eval tasks' own rule: held out there, dropped here
 from filters.keep import TopFractionCutoff, apply_keep_rule
 from filters.normalize import normalize_document
@@ -115,8 +117,6 @@ def _raw_records(split: InputSplit) -> Iterator[RawRecord]:
     the job with one line naming it and where: its records cannot be told apart, so none would be counted."""
     name = split.path.rsplit("/", 1)[-1]
     if split.path.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
         try:
             with fileio.open_read(split.path) as f:
                 table = pq.ParquetFile(f, page_checksum_verification=True).read_row_group(split.part)
@@ -157,8 +157,6 @@ def _binary_schema(schema: pa.Schema) -> pa.Schema:
 
 
 def parquet_splits(source: str, component: str, path: str) -> list[InputSplit]:
-    import pyarrow.parquet as pq
-
     try:
         with fileio.open_read(path) as f:
             n = pq.ParquetFile(f).metadata.num_row_groups
@@ -316,9 +314,7 @@ def fit_keep(ids_scores: Sequence[tuple[str, float]], rule: KeepRuleSpec,
     or alpha 'auto' (filters/calibrate.py: to the reference scores, or to `rule.target_keep`)."""
     if rule.kind == "top_fraction":
         return FittedKeep(rule, fit_cutoff(ids_scores, rule))
-    from dataclasses import replace
 
-    from filters.calibrate import fit_alpha_to_keep_rate, fit_alpha_to_reference
 
     scores = np.array(sorted(s for _, s in ids_scores), dtype=np.float64)
     cal = (fit_alpha_to_keep_rate(scores, rule.target_keep) if rule.target_keep is not None
@@ -387,8 +383,6 @@ def sort_key(it: Curated) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------------ writing
 def write_table_atomic(path: str, table: pa.Table, provenance: Mapping[str, Any] | None = None) -> None:
     """Write a Parquet file under a temporary name, then rename (local paths or any Beam filesystem)."""
-    import pyarrow.parquet as pq
-
     if provenance:
         meta = {b"glamkit.provenance": json.dumps(provenance, sort_keys=True).encode()}
         table = table.replace_schema_metadata(meta)

@@ -34,8 +34,10 @@ import apache_beam as beam
 from data_specs import io as fileio
 from data_specs.records import component_order
 from data_specs.specs import MixtureSpec
+from filters.quality import load_classifier
 from pipelines.beam import checks as job_checks
 from pipelines.beam.buffered import BufferedDoFn
+from pipelines.beam.options import in_one_process, pipeline_options
 from pipelines.curate import core, schema
 from pipelines.curate import stats as curate_stats
 from pipelines.curate.plan import (
@@ -61,8 +63,6 @@ def build(pipeline: Any, plan: CuratePlan) -> None:
 
     Documents flow through one chain of ParDos (rules, dedup, scoring in batches, routing by outcome) with no
     Flatten: the in-process runner materialises every multi-input Flatten, i.e. encodes each document once more."""
-    from pipelines.beam.options import in_one_process
-
     batches = (
         pipeline
         | "Splits" >> beam.Create(list(plan.splits))
@@ -176,7 +176,6 @@ class _Score(BufferedDoFn):
         if not batch:
             return
         if self.clf is None:  # loaded once per worker, on first use (a mixture without quality filter never does)
-            from filters.quality import load_classifier
 
             self.clf = load_classifier(self.classifier_dir)
         scored = core.score_batch(batch, self.clf)
@@ -314,8 +313,6 @@ class _WriteStats(beam.DoFn):
 def run_job(plan: CuratePlan, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     """Run the pipeline to completion; return stats.json's content, once conservation is checked again on it and
     the written files on it (pipelines.beam.checks): otherwise the job fails and its stage publishes nothing."""
-    from pipelines.beam.options import pipeline_options
-
     options = pipeline_options(beam_args)
     pipeline = beam.Pipeline(options=options)
     build(pipeline, plan)

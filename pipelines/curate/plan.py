@@ -12,6 +12,7 @@ from data_specs import specs
 from data_specs.errors import GlamkitError
 from data_specs.loader import to_plain
 from data_specs.specs import KeepRuleSpec, MixtureSpec, RulesSpec
+from filters.quality import load_reference_scores
 from pipelines.curate import core
 from pipelines.dedup.config import DedupConfig, config_for
 from sources.stage import document_files, source_files
@@ -93,8 +94,6 @@ def make_plan(spec: MixtureSpec, sources_dir: Path, classifier_dir: Path | None,
                                f"{classifier_dir} holds no trained classifier (run `glamkit classifier train`)")
         keep = spec.quality.keep
         if keep.auto and keep.target_keep is None:
-            from filters.quality import load_reference_scores
-
             reference = tuple(load_reference_scores(Path(classifier_dir)))
     return CuratePlan(
         splits=tuple(splits),

@@ -31,14 +31,18 @@ from typing import Any
 
 import apache_beam as beam
 import numpy as np
+import pyarrow.parquet as pq
 
 from data_specs import io as fileio
 from data_specs.errors import GlamkitError
-from data_specs.hashing import hash_file, uniform
+from data_specs.hashing import hash_file, hash_value, uniform
+from data_specs.loader import to_plain
 from data_specs.records import component_order
 from data_specs.shards import ComponentMix, ShardInfo, ShardManifest
 from data_specs.specs import MixtureSpec
+from data_specs.tokenizer import load_tokenizer
 from pipelines.beam import checks as job_checks
+from pipelines.beam.options import pipeline_options
 from pipelines.curate.schema import curated_files
 from pipelines.mix import rows as packing
 from pipelines.mix.rates import MIX_PURPOSE, TRAIN, VALIDATION, copies, mixture_rates, rate_warnings, split_of
@@ -76,11 +80,6 @@ class MixJob:
 
 def make_job(spec: MixtureSpec, curated_dir: Path, tokenizer_dir: Path, out_dir: Path | str,
              upstream: dict[str, str] | None = None) -> MixJob:
-    import pyarrow.parquet as pq
-
-    from data_specs.hashing import hash_value
-    from data_specs.loader import to_plain
-    from data_specs.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tokenizer_dir)
     parts = []
@@ -116,8 +115,6 @@ def make_job(spec: MixtureSpec, curated_dir: Path, tokenizer_dir: Path, out_dir:
 # ------------------------------------------------------------------------------------------------ pure steps
 def read_part(part: tuple[str, str, int], batch: int = READ_BATCH) -> Iterable[list[tuple[str, str, str]]]:
     """Batches of (component, doc_id, text) of one Parquet row group's kept documents."""
-    import pyarrow.parquet as pq
-
     component, path, group = part
     with pq.ParquetFile(path) as f:
         cols = [c for c in ("id", "text", "drop_reason") if c in f.schema_arrow.names]
@@ -376,8 +373,6 @@ def build(pipeline: Any, job: MixJob) -> None:
 def run_job(job: MixJob, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     """Run the pipeline to completion; return the manifest's content, once the shard files are checked against it
     (pipelines.beam.checks): otherwise the job fails and its stage publishes nothing."""
-    from pipelines.beam.options import pipeline_options
-
     Path(job.out_dir).mkdir(parents=True, exist_ok=True)
     pipeline = beam.Pipeline(options=pipeline_options(beam_args))
     build(pipeline, job)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from data_specs.records import Document
+from filters.extract import baseline_all_text
 from sources.readers.base import MiB, ReadContext, read_whole
 from sources.readers.tabular import domain
 
@@ -84,7 +85,6 @@ def _link(node: Any) -> str | None:
 def _html_text(fragment: str) -> str:
     if "<" not in fragment:
         return " ".join(fragment.split())
-    from filters.extract import baseline_all_text
 
     return baseline_all_text(fragment).strip()
 

@@ -11,6 +11,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 from data_specs import io as fileio
 from data_specs.records import DOCUMENT_SCHEMA, Document, json_value
 from sources.readers.base import (
@@ -22,6 +25,7 @@ from sources.readers.base import (
     offset,
     open_stream,
 )
+from sources.readers.tabular import domain
 
 _RECORD_KEYS = {"id", "component", "source", "text"}
 
@@ -64,9 +68,6 @@ def read_records(path: str, ctx: ReadContext) -> Iterator[Document]:
 def _parquet_records(path: str, ctx: ReadContext) -> Iterator[Document]:
     """Document records from Parquet, row group by row group; a row that is not a document record, or a row group
     that cannot be read (a damaged file), is counted."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     columns = list(DOCUMENT_SCHEMA.names)
     with fileio.open_read(path) as raw:
         try:
@@ -121,6 +122,5 @@ def _document(
 def _host(url: str | None) -> str | None:
     if not url:
         return None
-    from sources.readers.tabular import domain
 
     return domain(url) or None

@@ -19,6 +19,7 @@ from itertools import groupby
 from typing import IO
 from urllib.parse import urlsplit
 
+from data_specs.errors import GlamkitError
 from data_specs.records import Document
 from sources.readers.base import (
     DECOMPRESS_ERRORS,
@@ -172,8 +173,6 @@ def _check_columns(checked: set[str], path: str, member: str, row: dict[str, str
         return
     missing = [c for c in columns if c and c not in row]
     if missing:
-        from data_specs.errors import GlamkitError
-
         where = f"{path}{'!' + member if member else ''}"
         raise GlamkitError(f"{where}: header at byte 0: CSV has no column(s) {missing} (has {sorted(row)[:20]}); fix "
                            f"the source's options")

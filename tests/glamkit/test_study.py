@@ -8,8 +8,8 @@ import pytest
 from data_specs import specs
 from data_specs.loader import from_mapping, to_plain
 from data_specs.specs import ArmSpec, MixtureSpec, StudySpec
-from glamkit.study import arm_mixture
-from report.study import summarise, write_report
+from glamkit.study import arm_mixture, summarise
+from report.study import write_report
 
 
 def test_arms_differ_only_in_the_web_filter_and_share_the_tokenizer(tmp_path: Path) -> None:
