@@ -27,7 +27,7 @@ from sources.stage import load_sources
 
 def ensure_sources(run: Path) -> None:
     if not (run / "sources").exists():
-        from glamkit.pipeline import layout
+        from glamkit.recipe import layout
 
         layout(run, specs.spec_path("mixtures", "demo")).run(only=["sources"])
 

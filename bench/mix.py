@@ -29,10 +29,9 @@ SPEC = "demo"
 def ensure_run(run: Path) -> Path:
     """RUN/curated and RUN/tokenizer, built with the recipe's code if missing."""
     from data_specs import specs
-    from data_specs.stages import RunLayout
+    from data_specs.stages import RunLayout, StageArgs
     from pipelines import mix_cli, tokenizer
     from pipelines.curate import stage as curate_stage
-    from pipelines.curate.plan import standalone_inputs
 
     spec = specs.spec_path("mixtures", SPEC)
     if not (run / "curated" / "stats.json").exists():
@@ -46,9 +45,7 @@ def ensure_run(run: Path) -> Path:
             read_sources(sources, run / "sources", workers=2)
         if not (run / "classifier").exists():
             train(specs.load("classifier", SPEC), load_sources(run), run / "classifier")
-        stage = curate_stage.make_stage(spec, standalone=True)
-        stage = type(stage)(**{**stage.__dict__, "inputs": standalone_inputs(spec, run)})
-        RunLayout(run, [stage]).run()
+        RunLayout(run, [curate_stage.make_stage(StageArgs(spec, run_dir=run, standalone=True))]).run()
     if not (run / "tokenizer" / "tokenizer.json").exists():
         mix_cli.run_stage(run, spec, tokenizer.STAGE_NAME, tokenizer.make_stage, force=False)
     return run

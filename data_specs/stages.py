@@ -52,6 +52,29 @@ class Stage:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class StageArgs:
+    """What every stage module's `make_stage(args)` gets: the recipe's specs and where the run is."""
+
+    mixture: str | Path  # mixture spec: a name under data_specs/mixtures/ or a path
+    train: str | Path = "tiny"  # train spec: a name or a path
+    run_dir: Path = Path(".")
+    standalone: bool = False  # no upstream stages in the layout: fingerprint RUN/<need> folders instead
+    eval_limit: int | None = None  # examples per eval task (None: all)
+
+
+def make(name: str, run: Callable[[StageContext], Any], config: Any, args: StageArgs, *, version: str,
+         description: str, needs: tuple[str, ...] = (), inputs: Sequence[Path] = (),
+         standalone_inputs: Sequence[Path] | None = None) -> Stage:
+    """A stage as the recipe runs it (after `needs`), or standalone: then what it needs is fingerprinted as input
+    folders, RUN/<need> (or `standalone_inputs`, for a stage that reads something else on its own). The one place
+    for the standalone rule."""
+    if not args.standalone:
+        return Stage(name, run, config, needs=needs, inputs=tuple(inputs), version=version, description=description)
+    extra = standalone_inputs if standalone_inputs is not None else [Path(args.run_dir) / n for n in needs]
+    return Stage(name, run, config, inputs=(*inputs, *extra), version=version, description=description)
+
+
 @dataclass
 class StageResult:
     name: str

@@ -5,6 +5,7 @@ report/classifier.py."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from data_specs import io as fileio
 from data_specs import specs
 from data_specs.records import Document
 from data_specs.specs import ClassifierSpec, KeepRuleSpec
-from data_specs.stages import StageContext
+from data_specs.stages import Stage, StageArgs, StageContext, make
 from filters.classifier_eval import format_eval
 from filters.classifier_train import evaluate, train
 from report.classifier import plot_eval  # matplotlib
@@ -40,3 +41,18 @@ def write_eval(
     fileio.write_json(out_dir / "eval.json", result, sort_keys=True, indent=2)
     plot_eval(result, out_dir / "eval.png")
     return result
+
+
+NAME = "classifier"
+DESCRIPTION = "train and evaluate the hashed linear quality classifier"
+VERSION = "1"
+
+
+def make_stage(args: StageArgs) -> Stage | None:
+    """Needs `sources`; None when the mixture has no quality filter (no classifier to train)."""
+    mixture = specs.load("mixtures", args.mixture)
+    if mixture.quality is None:
+        return None
+    name = mixture.quality.classifier
+    return make(NAME, partial(classifier_stage, classifier_spec=name), specs.load("classifier", name), args,
+                needs=("sources",), version=VERSION, description=DESCRIPTION)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from data_specs.stages import StageContext
+from data_specs.stages import Stage, StageArgs, StageContext, make
 from eval.harness import evaluate, load_tasks, metric_values, table, task_manager, write_results
 from eval.task_files import limited_samples
 
@@ -62,3 +63,15 @@ def eval_stage(ctx: StageContext, task_names: Sequence[str] = DEFAULT_TASKS, lim
     write_results(results, ctx.out / "results.json", ctx.run_dir / RUN_INFO)
     print(table(results))
     return metric_values(results)
+
+
+NAME = "eval"
+DESCRIPTION = "evaluate the trained model on held-out tasks with lm-evaluation-harness"
+VERSION = "2"
+
+
+def make_stage(args: StageArgs) -> Stage:
+    """Needs `train`, `tokenizer` and `tasks`; the built-in tasks, `args.eval_limit` examples each."""
+    run = partial(eval_stage, task_names=DEFAULT_TASKS, limit=args.eval_limit, skip_missing=True)
+    return make(NAME, run, {"tasks": list(DEFAULT_TASKS), "limit": args.eval_limit}, args,
+                needs=("train", "tokenizer", "tasks"), version=VERSION, description=DESCRIPTION)

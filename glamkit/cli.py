@@ -29,7 +29,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from glamkit.pipeline import PLANNED
+    from glamkit.recipe import PLANNED
 
     stages = "\n".join(f"  {name:<11} {what}" for name, what in PLANNED)
     parser = Parser(

@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from data_specs.specs import spec_path
-    from glamkit.pipeline import PLANNED, layout
+    from glamkit.recipe import PLANNED, layout
 
     spec = spec_path("mixtures", args.spec)
     run = layout(args.run_dir, spec, args.train_spec)
@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_stages(args: argparse.Namespace) -> int:
     from data_specs.specs import spec_path
-    from glamkit.pipeline import PLANNED, layout
+    from glamkit.recipe import PLANNED, layout
 
     run = layout(args.run_dir, spec_path("mixtures", args.spec))
     state = dict(run.status())

@@ -32,7 +32,7 @@ from data_specs.stages import RunLayout, Stage
 from eval.harness import metric_values, task_manager
 from eval.run import eval_stage
 from eval.task_files import study_group
-from glamkit.pipeline import layout
+from glamkit.recipe import layout
 from report.study import verdict, write_report
 from train.stage import train_stage
 

@@ -73,7 +73,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 def cmd_read(args: argparse.Namespace) -> int:
     from data_specs.specs import spec_path
-    from glamkit.pipeline import layout
+    from glamkit.recipe import layout
     from sources.resolve import format_table
     from sources.stage import load_stats
 

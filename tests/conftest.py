@@ -51,7 +51,7 @@ def demo_sources_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run folder whose `sources` stage is done for the demo mixture (real packaged corpora, fetched into
     $GLAMKIT_CACHE once and reused), built once per test session and shared by every package's tests."""
     from data_specs.specs import spec_path
-    from glamkit.pipeline import layout
+    from glamkit.recipe import layout
 
     run = tmp_path_factory.mktemp("demo-run")
     layout(run, spec_path("mixtures", "demo")).run(only=["sources"])
@@ -65,7 +65,7 @@ def demo_run(demo_sources_run: Path, tmp_path_factory: pytest.TempPathFactory) -
     import shutil
 
     from data_specs.specs import spec_path
-    from glamkit.pipeline import layout
+    from glamkit.recipe import layout
 
     run = tmp_path_factory.mktemp("demo-full") / "run"
     shutil.copytree(demo_sources_run / "sources", run / "sources")

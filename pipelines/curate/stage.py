@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from data_specs import specs
-from data_specs.stages import Stage
+from data_specs.stages import Stage, StageArgs, make
 from pipelines.beam.options import current_beam_args
-from pipelines.curate.plan import CURATE_VERSION, DEFAULT_SHARDS, classifier_dir_for, curation_config
+from pipelines.curate.plan import CURATE_VERSION, DEFAULT_SHARDS, classifier_dir_for, curation_config, standalone_inputs
 from pipelines.dedup.config import describe
 
 STAGE_NAME = "curated"  # the stage runner names a stage's folder after it: RUN/curated/
@@ -25,7 +25,7 @@ def summary_of(stats: dict[str, Any]) -> dict[str, Any]:
 
 
 def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS) -> dict[str, Any]:
-    """The stage-runner entry point (glamkit/pipeline.py): reads ctx.upstream['sources'], 'tasks'
+    """The stage-runner entry point (glamkit/recipe.py): reads ctx.upstream['sources'], 'tasks'
     (decontamination) and 'classifier', writes ctx.out. Beam flags come from
     `pipelines.beam.options.beam_args(...)` (set by `glamkit curate`)."""
     from pipelines.curate.job import curate  # Beam
@@ -51,27 +51,20 @@ def curate_stage(ctx: Any, mixture_spec_path: str | Path, num_shards: int = DEFA
     return summary_of(stats)
 
 
-def make_stage(mixture_spec_path: str | Path, num_shards: int = DEFAULT_SHARDS, standalone: bool = False) -> Any:
-    """The curate Stage for the recipe: needs the `sources`, `tasks` (the eval holdout's tasks, for
-    decontamination) and `classifier` (when the mixture has a quality filter) stages. `standalone` (no upstream
-    stages in the layout) fingerprints RUN/sources, RUN/tasks and the classifier folder as external inputs."""
-    spec = specs.load("mixtures", mixture_spec_path)
-    config = curation_config(spec, num_shards)
-    run = _StageFn(str(mixture_spec_path), num_shards)
-    description = "normalise, filter, dedup, decontaminate, score and Pareto-sample documents (Beam)"
-    if not standalone:
-        needs = ("sources", "tasks", "classifier") if spec.quality is not None else ("sources", "tasks")
-        return Stage(STAGE_NAME, run, config, needs=needs, version=CURATE_VERSION, description=description)
-    return Stage(STAGE_NAME, run, config, version=CURATE_VERSION, description=description)
+NAME = STAGE_NAME
+DESCRIPTION = "normalise, filter, dedup, decontaminate, score and Pareto-sample documents (Beam)"
 
 
-@dataclass(frozen=True)
-class _StageFn:
-    mixture_spec_path: str
-    num_shards: int
-
-    def __call__(self, ctx: Any) -> dict[str, Any]:
-        return curate_stage(ctx, self.mixture_spec_path, self.num_shards)
+def make_stage(args: StageArgs, num_shards: int = DEFAULT_SHARDS) -> Stage:
+    """Needs the `sources`, `tasks` (the eval holdout's tasks, for decontamination) and `classifier` (when the
+    mixture has a quality filter) stages; standalone, it fingerprints RUN/sources, RUN/tasks, the spec's task files
+    and the classifier folder instead (`standalone_inputs`)."""
+    spec = specs.load("mixtures", args.mixture)
+    needs = ("sources", "tasks", "classifier") if spec.quality is not None else ("sources", "tasks")
+    run = partial(curate_stage, mixture_spec_path=str(args.mixture), num_shards=num_shards)
+    return make(NAME, run, curation_config(spec, num_shards), args, needs=needs, version=CURATE_VERSION,
+                description=DESCRIPTION,
+                standalone_inputs=standalone_inputs(args.mixture, Path(args.run_dir)) if args.standalone else None)
 
 
 def print_table(stats: dict[str, Any], out: Callable[[str], None] = print) -> None:

@@ -4,14 +4,14 @@ stage's folder. Light at import, so `glamkit --help` loads no Beam."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from data_specs import specs
 from data_specs.loader import to_plain
 from data_specs.specs import MixtureSpec
-from data_specs.stages import Stage
+from data_specs.stages import Stage, StageArgs, make
 from pipelines.beam.options import current_beam_args
 
 STAGE_NAME = "shards"  # RUN/shards/manifest.json
@@ -54,23 +54,12 @@ def mix_stage(ctx: Any, mixture_spec_path: str | Path) -> dict[str, Any]:
     return {"split_tokens": split_tokens, "epochs": {c: m["epochs"] for c, m in manifest["components"].items()}}
 
 
-@dataclass(frozen=True)
-class _StageFn:
-    mixture_spec_path: str
-
-    def __call__(self, ctx: Any) -> dict[str, Any]:
-        return mix_stage(ctx, self.mixture_spec_path)
+NAME = STAGE_NAME
+DESCRIPTION = "sample the weighted mixture into Arrow token shards (Beam)"
 
 
-def make_stage(mixture_spec_path: str | Path, standalone: bool = False, run_dir: Path | None = None) -> Any:
-    """The mix Stage (folder RUN/shards): needs `curated` and `tokenizer`. `standalone` fingerprints those two
-    folders as external inputs instead."""
-    spec = specs.load("mixtures", mixture_spec_path)
-    fn = _StageFn(str(mixture_spec_path))
-    what = "sample the weighted mixture into Arrow token shards (Beam)"
-    if standalone:
-        run_dir = Path(run_dir or ".")
-        return Stage(STAGE_NAME, fn, mix_config(spec), inputs=(run_dir / "curated", run_dir / "tokenizer"),
-                     version=STAGE_VERSION, description=what)
-    return Stage(STAGE_NAME, fn, mix_config(spec), needs=("curated", "tokenizer"), version=STAGE_VERSION,
-                 description=what)
+def make_stage(args: StageArgs) -> Stage:
+    """Needs `curated` and `tokenizer` (standalone: fingerprints those two folders instead)."""
+    spec = specs.load("mixtures", args.mixture)
+    return make(NAME, partial(mix_stage, mixture_spec_path=str(args.mixture)), mix_config(spec), args,
+                needs=("curated", "tokenizer"), version=STAGE_VERSION, description=DESCRIPTION)

@@ -31,7 +31,7 @@ from pipelines import mix_cli
 from pipelines.curate.schema import curated_files, iter_curated
 from pipelines.mix import stage as mix_stage
 from pipelines.mix.rates import MIX_PURPOSE, TRAIN, VALIDATION, copies, split_of
-from report import mixture as report
+from report import stage as report_stage
 from tests.conftest import PYTHON, REPO
 from tests.pipelines.curate_helpers import env, tree_digest
 
@@ -266,7 +266,8 @@ def test_report_html_is_self_contained(mixed_run: Path) -> None:
 
 def test_report_is_byte_identical_on_rerun(mixed_run: Path) -> None:
     before = tree_digest(mixed_run / "report")
-    mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), report.STAGE_NAME, report.make_stage, force=True)
+    mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), report_stage.STAGE_NAME, report_stage.make_stage,
+                      force=True)
     assert tree_digest(mixed_run / "report") == before
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from data_specs.records import COMPONENTS
 from data_specs.specs import spec_path
-from glamkit.pipeline import layout
+from glamkit.recipe import layout
 from sources.stage import load_stats
 from tests.conftest import PYTHON, REPO
 
