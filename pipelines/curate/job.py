@@ -3,9 +3,9 @@ which calls the pure functions in `filters/` (normalize, rules, quality, keep).
 
     RUN/sources/<source>.{jsonl.gz,parquet}
       -> read raw records (batches)  -> reshuffle
-      -> decode/schema check, eval holdout, normalise, language filter, heuristic rules  (curate_core.pre_dedup)
-      -> dedup: exact + near dedup, decontamination against RUN/tasks  (pipelines/dedup/transforms.py)
-      -> quality score + keep rule, quality-filtered components only            (curate_core.score_batch, apply_keep)
+      -> decode/schema check, eval holdout, normalise, language filter, heuristic rules  (core.pre_dedup)
+      -> dedup: exact + near dedup, decontamination against RUN/tasks  (pipelines/dedup/)
+      -> quality score + keep rule, quality-filtered components only            (core.score_batch, apply_keep)
       -> outputs, each file sorted and written under a temporary name, then renamed
 
 Outputs in `OUT` (the stage runner's temporary folder, renamed to RUN/curated/ when the job succeeds):

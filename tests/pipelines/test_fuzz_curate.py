@@ -29,7 +29,7 @@ from tests.sources.fuzz_rule import check_failure
 
 pytestmark = [pytest.mark.fuzz]
 SOURCE, COMPONENT = "lee-background", "news"
-DEAD_LETTER_KINDS = {"bad_json", "schema", "invalid_utf8", "invalid_unicode"}  # curate_core.RecordError's prefixes
+DEAD_LETTER_KINDS = {"bad_json", "schema", "invalid_utf8", "invalid_unicode"}  # curate.core.RecordError prefixes
 
 
 def curate_file(path: Path, out: Path) -> dict:
