@@ -1,4 +1,5 @@
-"""What each Beam job checks in the files it wrote, after the runner reports success and before its stage publishes
+"""The checks every Beam job makes on the files it wrote (each job's own: pipelines.curate.checks,
+pipelines.mix.job.check_shards), after the runner reports success and before its stage publishes
 them: a runner can report success having skipped a branch of the graph (Beam 2.77's DaskRunner computes only the
 last one), and the counters that conservation is checked on would not show it. The checks read file footers
 (Parquet, Arrow IPC) and the small side files, not the documents or tokens. A failure raises OutputCheckError, one
@@ -9,9 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections import Counter
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
@@ -19,7 +18,6 @@ import pyarrow.parquet as pq
 
 from data_specs import io as fileio
 from data_specs.errors import GlamkitError
-from pipelines.curate.schema import shard_name
 
 LISTED = 5  # missing files named in the message (then "and N more")
 
@@ -68,62 +66,3 @@ def fail_if(job: str, missing: Iterable[str], wrong: Iterable[str]) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ curate
-def check_curated(plan: Any, stats: Mapping[str, Any], files: Mapping[str, str]) -> None:
-    """RUN/curated (a CuratePlan's out_dir): every component's document and dropped shards exist and hold
-    stats.json's kept and dropped counts; the samples file holds min(dropped, samples_per_reason) per (component,
-    reason); the dead letter holds every errored record. `files`: the samples' and dead letter's names."""
-    out_dir, num_shards = plan.out_dir, plan.num_shards
-    missing: list[str] = []
-    wrong: list[str] = []
-    components = stats["components"]
-    absent_stats = [c for c in plan.components if c not in components]
-    if absent_stats:
-        wrong.append(f"stats.json has no component {', '.join(absent_stats)}")
-    for component in plan.components:
-        c = components.get(component, {"kept": 0, "dropped": {}})
-        for kind, expected in (("documents", c["kept"]), ("dropped", sum(c["dropped"].values()))):
-            paths = [f"{kind}/{component}/{shard_name(num_shards, s)}" for s in range(num_shards)]
-            absent = [p for p in paths if not fileio.exists(f"{out_dir}/{p}")]
-            missing += absent
-            rows = sum(parquet_rows(f"{out_dir}/{p}") for p in paths if p not in absent)
-            if not absent and rows != expected:
-                wrong.append(f"{kind}/{component} holds {rows} rows, stats.json counts {expected}")
-    samples, dead = files["samples"], files["dead"]
-    if not fileio.exists(f"{out_dir}/{samples}"):
-        missing.append(samples)
-    else:
-        got = Counter((r["component"], r["drop_reason"]) for r in jsonl_gz_rows(f"{out_dir}/{samples}"))
-        want = Counter({(comp, reason): min(n, plan.samples_per_reason) for comp, c in components.items()
-                        for reason, n in c["dropped"].items()})
-        if got != want:
-            wrong.append(f"{samples} holds {sum(got.values())} samples, stats.json implies {sum(want.values())}")
-    if not fileio.exists(f"{out_dir}/{dead}"):
-        missing.append(dead)
-    else:
-        errored = sum(c["errored"] for c in components.values())
-        rows = len(jsonl_gz_rows(f"{out_dir}/{dead}"))
-        if rows != errored:
-            wrong.append(f"{dead} holds {rows} records, stats.json counts {errored} errored")
-    fail_if("curate", missing, wrong)
-
-
-# ------------------------------------------------------------------------------------------------ mix
-def check_shards(out_dir: str, listed: Mapping[str, int], expected: Mapping[str, int]) -> None:
-    """RUN/shards: `listed` (the manifest's shard files -> rows) is exactly `expected` (file -> the rows the split's
-    layout gives it), and each file exists and holds that many rows (sequences); no other shard file is there."""
-    missing: list[str] = []
-    wrong: list[str] = []
-    if dict(listed) != dict(expected):
-        odd = sorted(set(listed.items()) ^ set(expected.items()))
-        wrong.append(f"the manifest lists {len(listed)} shards, the layout gives {len(expected)} "
-                     f"(differing: {', '.join(f'{f} ({n} rows)' for f, n in odd[:LISTED])})")
-    for name, rows in sorted(expected.items()):
-        path = f"{out_dir}/{name}"
-        if not fileio.exists(path):
-            missing.append(name)
-        elif (got := ipc_rows(path)) != rows:
-            wrong.append(f"{name} holds {got} sequences, expected {rows}")
-    stray = sorted(p.name for p in Path(out_dir).glob("*.arrow") if p.name not in expected)
-    if stray:
-        wrong.append(f"shard files no split accounts for: {', '.join(stray[:LISTED])}")
-    fail_if("mix", missing, wrong)

@@ -40,6 +40,7 @@ from pipelines.beam.buffered import BufferedDoFn
 from pipelines.beam.options import in_one_process, pipeline_options
 from pipelines.curate import core, schema
 from pipelines.curate import stats as curate_stats
+from pipelines.curate.checks import check_curated
 from pipelines.curate.plan import (
     DEFAULT_BATCH,
     DEFAULT_SAMPLES,
@@ -323,7 +324,7 @@ def run_job(plan: CuratePlan, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     with fileio.open_read(stats_path) as f:
         stats = json.loads(f.read())
     curate_stats.finish_stats(stats["components"], plan.components)  # the job checked it; check what was written
-    job_checks.check_curated(plan, stats, {"samples": SAMPLES_FILE, "dead": DEAD_LETTER_FILE})
+    check_curated(plan, stats, {"samples": SAMPLES_FILE, "dead": DEAD_LETTER_FILE})
     return stats
 
 

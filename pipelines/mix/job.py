@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from data_specs.shards import ComponentMix, ShardInfo, ShardManifest
 from data_specs.specs import MixtureSpec
 from data_specs.tokenizer import load_tokenizer
 from pipelines.beam import checks as job_checks
+from pipelines.beam.checks import LISTED, fail_if, ipc_rows
 from pipelines.beam.options import pipeline_options
 from pipelines.curate.schema import curated_files
 from pipelines.mix import rows as packing
@@ -380,7 +381,7 @@ def run_job(job: MixJob, beam_args: Sequence[str] = ()) -> dict[str, Any]:
     out = Path(job.out_dir)  # the runner may report success having skipped a branch: check what was written
     job_checks.fail_if("mix", [n for n in (MANIFEST, STATS_FILE) if not (out / n).is_file()], [])
     manifest = json.loads((out / MANIFEST).read_text())
-    job_checks.check_shards(job.out_dir, {s["file"]: s["rows"] for s in manifest["shards"]},
+    check_shards(job.out_dir, {s["file"]: s["rows"] for s in manifest["shards"]},
                             expected_shards(manifest["extra"]["split_rows"], job.sequences_per_shard))
     return manifest
 
@@ -388,3 +389,24 @@ def run_job(job: MixJob, beam_args: Sequence[str] = ()) -> dict[str, Any]:
 def mix(spec: MixtureSpec, curated_dir: Path, tokenizer_dir: Path, out_dir: Path, beam_args: Sequence[str] = (),
         upstream: dict[str, str] | None = None) -> dict[str, Any]:
     return run_job(make_job(spec, curated_dir, tokenizer_dir, out_dir, upstream), beam_args)
+
+
+def check_shards(out_dir: str, listed: Mapping[str, int], expected: Mapping[str, int]) -> None:
+    """RUN/shards: `listed` (the manifest's shard files -> rows) is exactly `expected` (file -> the rows the split's
+    layout gives it), and each file exists and holds that many rows (sequences); no other shard file is there."""
+    missing: list[str] = []
+    wrong: list[str] = []
+    if dict(listed) != dict(expected):
+        odd = sorted(set(listed.items()) ^ set(expected.items()))
+        wrong.append(f"the manifest lists {len(listed)} shards, the layout gives {len(expected)} "
+                     f"(differing: {', '.join(f'{f} ({n} rows)' for f, n in odd[:LISTED])})")
+    for name, rows in sorted(expected.items()):
+        path = f"{out_dir}/{name}"
+        if not fileio.exists(path):
+            missing.append(name)
+        elif (got := ipc_rows(path)) != rows:
+            wrong.append(f"{name} holds {got} sequences, expected {rows}")
+    stray = sorted(p.name for p in Path(out_dir).glob("*.arrow") if p.name not in expected)
+    if stray:
+        wrong.append(f"shard files no split accounts for: {', '.join(stray[:LISTED])}")
+    fail_if("mix", missing, wrong)

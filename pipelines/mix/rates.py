@@ -1,5 +1,5 @@
-"""What goes into the mixture, as pure functions: the curated layout, per-component rates from the budget and the
-weights, the keep threshold, copies per document, and the planning table (`glamkit report --plan`).
+"""What goes into the mixture, as pure functions: per-component rates from the budget and the
+weights, the keep threshold and copies per document (the planning table of `glamkit report --plan` is report/plan.py).
 
 GLaM's weights are sampling rates: component i gets `weight_i x budget` training tokens whatever its size. Its rate is
 `target / tokens_available`; a document is seen `floor(rate)` times, plus once more iff
@@ -13,38 +13,15 @@ its own hash alone, and its copies are exactly floor or ceil of the rate.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
 from data_specs.records import component_order
 
 MIX_PURPOSE = "mix"
 SPLIT_PURPOSE = "split"
 TRAIN, VALIDATION = "train", "validation"
-
-
-# ------------------------------------------------------------------------------------------------ budget
-_SUFFIX = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
-
-
-def parse_tokens(text: str | int) -> int:
-    """'600B', '1.6T', '4M', '4000000' -> a token count."""
-    if isinstance(text, int):
-        return text
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([KMBGT]?)\s*", str(text), re.IGNORECASE)
-    if not m:
-        raise GlamkitError(f"budget {text!r}: expected a token count like 600B, 1.6T, 4M or 4000000")
-    return round(float(m.group(1)) * _SUFFIX[m.group(2).upper()])
-
-
-def format_tokens(n: float) -> str:
-    for suffix, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{suffix}"
-    return f"{n:.0f}"
 
 
 # ------------------------------------------------------------------------------------------------ rates
@@ -123,46 +100,3 @@ def mixture_rates(docs_by_component: Mapping[str, Sequence[tuple[str, int]]], we
                   budget: int, seed: int, exact: bool = True) -> dict[str, ComponentRate]:
     return {c: component_rate(docs_by_component.get(c, ()), w, budget, seed, exact)
             for c, w in sorted(weights.items(), key=lambda kv: component_order(kv[0]))}
-
-
-# ------------------------------------------------------------------------------------------------ planning
-@dataclass(frozen=True)
-class PlanRow:
-    component: str
-    tokens_b: float  # the component's size (the paper's table 3)
-    weight: float
-    tokens_at_budget_b: float
-    epochs: float
-
-
-def plan(components: Mapping[str, tuple[float | None, float]], budget: int) -> list[PlanRow]:
-    """From (tokens_b, weight) per component and a budget: the tokens each component gets and its epochs."""
-    rows = []
-    for name, (size_b, weight) in components.items():
-        if not size_b:
-            raise GlamkitError(f"component {name!r} has no tokens_b (its size in billions of tokens) in the spec")
-        at_budget = weight * budget / 1e9
-        rows.append(PlanRow(name, float(size_b), weight, at_budget, at_budget / size_b))
-    return rows
-
-
-def format_epochs(epochs: float) -> str:
-    """12.0, 1.76, 0.97, 0.049: three figures at or above 1, two below (the precision the paper's sizes carry)."""
-    if epochs >= 10:
-        return f"{epochs:.1f}"
-    if epochs >= 1:
-        return f"{epochs:.2f}"
-    return f"{epochs:.2g}"
-
-
-def plan_table(rows: Iterable[PlanRow], budget: int) -> str:
-    rows = list(rows)
-    lines = [f"GLaM mixture plan at a budget of {format_tokens(budget)} tokens", "",
-             "| component | tokens (B) | weight | tokens at budget (B) | epochs |",
-             "|---|---:|---:|---:|---:|"]
-    for r in rows:
-        lines.append(f"| {r.component} | {r.tokens_b:g} | {r.weight:.2f} | {r.tokens_at_budget_b:.3g} | "
-                     f"{format_epochs(r.epochs)} |")
-    total = sum(r.tokens_b for r in rows)
-    lines.append(f"| total | {total:g} | {sum(r.weight for r in rows):.2f} | {budget / 1e9:.3g} | |")
-    return "\n".join(lines) + "\n"

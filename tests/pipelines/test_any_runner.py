@@ -21,6 +21,7 @@ from data_specs.stages import MARKER
 from pipelines.beam import checks as job_checks
 from pipelines.beam.options import RUNNER_OPTION_MODULES, declared_flags, options_parser, pipeline_options
 from pipelines.curate import core, job, schema
+from pipelines.curate.checks import check_curated
 from pipelines.curate.plan import CuratePlan
 from pipelines.dedup import config as dedup
 from pipelines.dedup.features import CuratedFeatures
@@ -157,16 +158,16 @@ def test_curate_functions_leave_their_inputs_unchanged(records: list[core.RawRec
     with unchanged("_WriteStats", reads, outcomes, keep_rules):
         job._WriteStats(plan).process(None, reads, outcomes, None, keep_rules)
     stats = json.loads((tmp_path / schema.STATS_FILE).read_text())
-    job_checks.check_curated(plan, stats, FILES)  # what the job checks after the runner's success
+    check_curated(plan, stats, FILES)  # what the job checks after the runner's success
 
     (tmp_path / "dropped" / "forums" / schema.shard_name(2, 1)).unlink()
     with pytest.raises(job_checks.OutputCheckError, match=r"missing dropped/forums/part-00001-of-00002\.parquet"):
-        job_checks.check_curated(plan, stats, FILES)
+        check_curated(plan, stats, FILES)
     with gzip.open(tmp_path / schema.DEAD_LETTER_FILE, "wb") as f:
         f.write(b"")
     with pytest.raises(job_checks.OutputCheckError, match=r"dead_letter\.jsonl\.gz holds 0 records, stats\.json "
                                                           r"counts 1 errored"):
-        job_checks.check_curated(plan, stats, FILES)
+        check_curated(plan, stats, FILES)
 
 
 def test_a_record_cannot_be_changed(records: list[core.RawRecord]) -> None:

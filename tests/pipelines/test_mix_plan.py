@@ -20,12 +20,10 @@ from pipelines.mix.rates import (
     calibrate_threshold,
     component_rate,
     copies,
-    format_epochs,
-    parse_tokens,
     split_of,
 )
 from pipelines.mix.rows import Unit, pack, permute_index, rows_table, shuffle_key, write_ipc
-from report.plan import plan_report, save_plan
+from report.plan import format_epochs, parse_tokens, plan_report, save_plan
 
 
 def _docs(n: int, seed: int = 0, big: int = 5000) -> list[tuple[str, int]]:
