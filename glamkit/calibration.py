@@ -21,6 +21,7 @@ from data_specs.specs import KeepRuleSpec, MixtureSpec
 from filters.calibrate import Calibration, fit_alpha_to_keep_rate, fit_alpha_to_reference, kept_ks
 from filters.keep import keep_probability
 from filters.quality import load_classifier, load_reference_scores
+from pipelines.curate.schema import STATS_FILE
 from sources.stage import load_sources
 
 
@@ -40,7 +41,7 @@ def quality_components(spec: MixtureSpec) -> list[str]:
 def candidate_scores(run_dir: Path, spec: MixtureSpec, model_dir: Path) -> Candidates:
     comps = quality_components(spec)
     curated = run_dir / "curated"
-    if (curated / "stats.json").exists():
+    if (curated / STATS_FILE).exists():
         return Candidates(_curated_scores(curated, comps), f"{', '.join(comps)} documents that reached the quality "
                           f"score in {curated}")
 

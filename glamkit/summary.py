@@ -9,6 +9,7 @@ from typing import Any
 from eval.harness import metric_values
 from eval.task_files import HELDOUT_TASK
 from filters.classifier_eval import auc_line
+from pipelines.curate.schema import STATS_FILE
 
 
 def _load(path: Path) -> Any:
@@ -21,7 +22,7 @@ def _load(path: Path) -> Any:
 def summarize(run_dir: Path) -> str:
     run_dir = Path(run_dir)
     lines: list[str] = []
-    curated = _load(run_dir / "curated" / "stats.json")
+    curated = _load(run_dir / "curated" / STATS_FILE)
     manifest = _load(run_dir / "shards" / "manifest.json")
     if curated or manifest:
         lines.append(f"{'component':<14}{'read':>7}{'kept':>7}{'tokens':>11}{'target':>8}{'realised':>9}{'epochs':>8}")

@@ -24,7 +24,7 @@ from data_specs.records import component_order
 from data_specs.specs import MixtureSpec
 from filters.quality import SCORE_BINS
 from pipelines.curate.plan import classifier_dir_for
-from pipelines.curate.schema import curated_files, iter_curated
+from pipelines.curate.schema import SAMPLES_FILE, STATS_FILE, curated_files, iter_curated
 from pipelines.dedup.config import describe as describe_dedup
 from report.drops import classifier_section, drop_table, keep_sentence, per_source, repeat_warnings
 
@@ -73,7 +73,7 @@ def kept_samples(curated_dir: Path, seed: int, k: int = SAMPLES_PER_COMPONENT) -
 
 def dropped_samples(curated_dir: Path, k: int = SAMPLES_PER_COMPONENT) -> dict[str, list[dict[str, Any]]]:
     """Up to k dropped documents per component from the curate job's samples, one reason after another."""
-    path = curated_dir / "samples" / "dropped.jsonl.gz"
+    path = curated_dir / SAMPLES_FILE
     if not path.exists():
         return {}
     by_reason: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -113,7 +113,7 @@ def gather(spec: MixtureSpec, run_dir: Path, curated: Path | None = None, tokeni
     tokenizer = tokenizer or run_dir / "tokenizer"
     shards = shards or run_dir / "shards"
     classifier = classifier or classifier_dir_for(spec, run_dir)
-    cstats = _load_json(curated / "stats.json")
+    cstats = _load_json(curated / STATS_FILE)
     manifest = _load_json(shards / "manifest.json")
     mstats = _load_json(shards / "mix_stats.json")
     tok = _load_json(tokenizer / "tokenizer.json")

@@ -141,7 +141,7 @@ def document_files(folder: Path) -> dict[str, Path]:
 def source_files(run_dir: Path) -> dict[str, Path]:
     """source name -> its document file in RUN/sources/ (or in `run_dir` itself if it is a sources folder)."""
     folder = Path(run_dir) / "sources"
-    if not folder.is_dir() and (Path(run_dir) / "stats.json").exists():
+    if not folder.is_dir() and (Path(run_dir) / STATS).exists():
         folder = Path(run_dir)
     files = document_files(folder)
     if not files:
