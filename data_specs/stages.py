@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,7 @@ class StageArgs:
     run_dir: Path = Path(".")
     standalone: bool = False  # no upstream stages in the layout: fingerprint RUN/<need> folders instead
     eval_limit: int | None = None  # examples per eval task (None: all)
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # train spec keys set on top (the study's seed)
 
 
 def make(name: str, run: Callable[[StageContext], Any], config: Any, args: StageArgs, *, version: str,

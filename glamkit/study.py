@@ -28,13 +28,13 @@ from data_specs import io as fileio
 from data_specs import specs
 from data_specs.loader import to_plain
 from data_specs.specs import StudySpec
-from data_specs.stages import RunLayout, Stage
+from data_specs.stages import RunLayout, Stage, StageArgs
 from eval.harness import metric_values, task_manager
 from eval.run import eval_stage
 from eval.task_files import study_group
 from glamkit.recipe import layout
 from report.study import verdict, write_report
-from train.stage import train_stage
+from train import stage as train_stage
 
 SHARED = ("sources", "tasks", "classifier")
 
@@ -57,12 +57,11 @@ def _link_shared(common: Path, arm_dir: Path) -> None:
 
 
 def seed_layout(arm_dir: Path, study: StudySpec, seed: int) -> RunLayout:
-    train_spec = specs.load("train", study.train, {"seed": seed})
-    shards = arm_dir / "shards"
+    """One seed of an arm: the train stage on the arm's shards (train.stage, standalone, the seed set on the train
+    spec), then eval on the arm's tokenizer and tasks (its upstream train stage in this layout, the others not)."""
+    args = StageArgs(study.mixture, study.train, arm_dir, standalone=True, overrides={"seed": seed})
     return RunLayout(arm_dir / f"seed-{seed}", [
-        Stage("train", partial(train_stage, train_spec_path=specs.spec_path("train", study.train),
-                               shards_dir=shards, overrides={"seed": seed}),
-              config=to_plain(train_spec), inputs=(shards / "manifest.json",), description="train one seed"),
+        train_stage.make_stage(args),
         Stage("eval", partial(eval_stage, task_names=tuple(study.tasks), limit=study.eval_limit,
                               tokenizer_dir=arm_dir / "tokenizer", tasks_dir=arm_dir / "tasks"),
               config={"tasks": list(study.tasks), "limit": study.eval_limit}, needs=("train",), version="2",

@@ -62,7 +62,12 @@ VERSION = "1"
 
 
 def make_stage(args: StageArgs) -> Stage:
-    """Needs the mix stage (`shards`); the key covers the resolved train spec."""
+    """Needs the mix stage (`shards`); the key covers the resolved train spec. Standalone (the study's seeds): trains
+    on RUN/shards, fingerprinting its manifest."""
     path = spec_path("train", args.train)
-    return make(NAME, partial(train_stage, train_spec_path=str(path)), load_train_spec(path), args,
-                needs=("shards",), version=VERSION, description=DESCRIPTION)
+    overrides = dict(args.overrides) or None
+    shards = Path(args.run_dir) / "shards"
+    run = partial(train_stage, train_spec_path=str(path), shards_dir=shards if args.standalone else None,
+                  overrides=overrides)
+    return make(NAME, run, load_train_spec(path, overrides), args, needs=("shards",), version=VERSION,
+                description=DESCRIPTION, standalone_inputs=(shards / "manifest.json",))
