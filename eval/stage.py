@@ -64,7 +64,7 @@ def tasks_stage(ctx: StageContext, mixture_spec: str | Path) -> dict[str, Any]:
 
 NAME = "tasks"
 DESCRIPTION = "build lm-eval tasks from documents held out before curation"
-VERSION = "3"
+VERSION = "4"  # 4: documents in a seeded random order (--limit N scores a mix of sources)
 
 
 def make_stage(args: StageArgs) -> Stage:

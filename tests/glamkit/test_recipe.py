@@ -13,7 +13,7 @@ from glamkit.recipe import STAGES, layout, stage_help, stage_names
 # its config, the stages it needs): a refactor that changes one would rerun every existing run.
 DEMO_KEYS = {
     "sources": ["3", "447ce99a42307308ac241fa8bb3908c7", []],
-    "tasks": ["3", "4044023355c96953e4ab2dead984dd63", ["sources"]],
+    "tasks": ["4", "4044023355c96953e4ab2dead984dd63", ["sources"]],
     "classifier": ["1", "728580cd3deade2573910b11535f54d2", ["sources"]],
     "curated": ["3", "3be0068825d7fb179920070020838b1a", ["sources", "tasks", "classifier"]],
     "tokenizer": ["1", "ed218279dcee1f49809917378c754ad2", ["curated"]],
