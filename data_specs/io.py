@@ -172,8 +172,9 @@ def write_json(path: PathLike, value: Any, **dumps: Any) -> None:
 
 
 def jsonl_gz_bytes(rows: Iterable[Mapping[str, Any]]) -> tuple[bytes, int]:
-    """(gzip'd JSONL of `rows`, row count): sorted keys, UTF-8, no name or timestamp in the gzip header, so the same
-    rows give the same bytes."""
+    """(gzip'd JSONL of `rows`, row count): sorted keys, UTF-8, no name or timestamp in the gzip header, one write
+    into the compressor per row (deflate's bytes depend on where its input is cut), so the same rows give the same
+    bytes."""
     out = io.BytesIO()
     n = _write_jsonl_gz(out, rows)
     return out.getvalue(), n
