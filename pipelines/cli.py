@@ -74,7 +74,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_read(args: argparse.Namespace) -> int:
     from data_specs.specs import spec_path
     from glamkit.recipe import layout
-    from sources.resolve import format_table
+    from sources.read import format_table
     from sources.stage import load_stats
 
     run = layout(args.run_dir, spec_path("mixtures", args.spec))
@@ -88,7 +88,7 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from sources.resolve import format_table
+    from sources.read import format_table
     from sources.stage import load_stats
 
     stats = load_stats(args.run_dir)

@@ -27,16 +27,8 @@ from data_specs.records import Document, read_documents, write_jsonl_gz
 from data_specs.specs import ClassifierSpec, SourceSpec
 from data_specs.stages import Stage, StageArgs, StageContext, make
 from filters.extract import DEFAULT_EXTRACTOR
-from sources.resolve import (
-    SourceStats,
-    classifier_only_sources,
-    component_totals,
-    fetch_sources,
-    format_table,
-    read_source,
-    recipe_sources,
-    resolve_files,
-)
+from sources.read import SourceStats, component_totals, format_table, read_source
+from sources.resolve import classifier_only_sources, fetch_sources, recipe_sources, resolve_files
 
 STAGE_VERSION = "3"  # bump when readers change what they write (2: meta.kind, hosts, feeds, labelled lines;
 # 3: hostile input counted, not crashed on: lone surrogates, bombs, entity declarations, damaged CSV, dumps on one line)

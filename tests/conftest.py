@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, settings
 
 from data_specs.records import Document, read_jsonl_gz
 from data_specs.specs import SourceSpec
-from sources.resolve import SourceStats, fetch_sources, mixture_sources, resolve_files
+from sources.read import SourceStats
+from sources.resolve import fetch_sources, mixture_sources, resolve_files
 from sources.stage import load_stats, output_path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -22,7 +22,8 @@ SOURCES = {"botchan": "books", "lee-background": "news", "mini-newsgroup": "foru
 
 def _read(name: str) -> list:
     """One source's documents, read by the sources code from its cached package (seconds, not the whole demo)."""
-    from sources.resolve import SourceStats, fetch_sources, read_source, resolve_files
+    from sources.read import SourceStats, read_source
+    from sources.resolve import fetch_sources, resolve_files
 
     spec = specs.load("sources", name)
     fetch_sources([spec])

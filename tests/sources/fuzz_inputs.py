@@ -148,7 +148,7 @@ def record_lines(n: int = 12, bare: bool = False) -> bytes:
     records, or bare `{"text", "url", "id"}` objects as C4 and Dolma ship them."""
     from itertools import islice
 
-    from sources.resolve import read_source
+    from sources.read import read_source
 
     spec = load("sources", "lee-background")
     docs = list(islice(read_source(spec, [str(package_file("lee-background"))]), n))  # language ID stamped

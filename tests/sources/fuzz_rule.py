@@ -16,7 +16,7 @@ from pathlib import Path
 from data_specs.errors import GlamkitError
 from data_specs.records import Document, read_jsonl_gz, write_jsonl_gz, write_parquet
 from data_specs.specs import SourceSpec
-from sources.resolve import SourceStats
+from sources.read import SourceStats
 from sources.stage import output_path, read_one
 
 REASON = re.compile(r"[a-z][a-z0-9_]*")

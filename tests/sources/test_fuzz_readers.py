@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from data_specs.errors import GlamkitError
 from data_specs.records import write_jsonl_gz
+from sources.read import SourceStats
 from sources.readers import READERS, ReadContext, multistream_ranges, read_mediawiki
-from sources.resolve import SourceStats
 from tests.conftest import FUZZ_MULTIPLIER
 from tests.sources.fuzz_inputs import TARGETS, Target, multistream, mutations, wiki_xml
 from tests.sources.fuzz_rule import Outcome, check_failure, lay_out, through_sources_stage, through_writer

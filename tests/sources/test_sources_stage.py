@@ -109,7 +109,8 @@ def test_the_sources_stage_reads_what_the_classifier_spec_names(tmp_path: Path) 
 
     from data_specs import specs
     from eval.stage import make_tasks
-    from sources.resolve import format_table, recipe_sources
+    from sources.read import format_table
+    from sources.resolve import recipe_sources
 
     mixture = _mixture(tmp_path, "trafilatura-pages")
     assert [s.name for s in recipe_sources(mixture)] == ["common-crawl-sample", "botchan", "trafilatura-pages"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from data_specs.errors import GlamkitError
+from sources.read import GROUP_SHARE_CAP
 from sources.readers import ReadContext, read_feed, read_html_file, read_labelled_lines, read_warc
 from sources.readers.feeds import folder_encoding
 from sources.readers.page_urls import page_url
-from sources.resolve import GROUP_SHARE_CAP
 from sources.stage import load_stats
 from tests.conftest import PYTHON, REPO
 
