@@ -30,7 +30,8 @@ def ensure_run(run: Path) -> Path:
     """RUN/curated and RUN/tokenizer, built with the recipe's code if missing."""
     from data_specs import specs
     from data_specs.stages import RunLayout, StageArgs
-    from pipelines import mix_cli, tokenizer
+    from glamkit.commands import mix as mix_cli
+    from pipelines import tokenizer
     from pipelines.curate import stage as curate_stage
 
     spec = specs.spec_path("mixtures", SPEC)
@@ -47,7 +48,7 @@ def ensure_run(run: Path) -> Path:
             train(specs.load("classifier", SPEC), load_sources(run), run / "classifier")
         RunLayout(run, [curate_stage.make_stage(StageArgs(spec, run_dir=run, standalone=True))]).run()
     if not (run / "tokenizer" / "tokenizer.json").exists():
-        mix_cli.run_stage(run, spec, tokenizer.STAGE_NAME, tokenizer.make_stage, force=False)
+        mix_cli.run_stage(run, spec, tokenizer, force=False)
     return run
 
 

@@ -28,10 +28,6 @@ STAGES: tuple[ModuleType, ...] = (sources_stage, tasks_stage, classifier_stage, 
                                   mix_stage, report_stage, train_stage, eval_stage)
 DEMO_EVAL_LIMIT = 60  # examples per task in the recipe's eval stage (keeps `make demo` short); `glamkit eval`: all
 
-# (stage, what it does), for the help texts: built from STAGES.
-PLANNED: tuple[tuple[str, str], ...] = tuple((m.NAME, m.DESCRIPTION) for m in STAGES)
-
-
 def stage_names() -> list[str]:
     """Every stage of the recipe, in order (the choices of --only and --force)."""
     return [m.NAME for m in STAGES]

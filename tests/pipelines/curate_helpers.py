@@ -48,7 +48,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 def curate_cmd(spec: str | Path, run_dir: Path, *beam_args: str) -> list[str]:
-    return [PYTHON, "-m", "pipelines.curate_cli", "--spec", str(spec), "--run", str(run_dir), *beam_args]
+    return [PYTHON, "-m", "glamkit.cli", "curate", "--spec", str(spec), "--run", str(run_dir), *beam_args]
 
 
 def run_curate(spec: str | Path, run_dir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -234,7 +234,7 @@ RUNNER_FLAGS = {
 @pytest.mark.parametrize("runner", sorted(RUNNER_FLAGS))
 def test_glamkit_curate_accepts_each_runners_options(runner: str) -> None:
     from glamkit.cli import Parser
-    from pipelines import curate_cli
+    from glamkit.commands import curate as curate_cli
 
     flags = RUNNER_FLAGS[runner]
     parser = Parser(prog="glamkit")

@@ -166,7 +166,7 @@ def test_real_documents_survive_next_to_bad_ones(dead_letter_run) -> None:
 # ------------------------------------------------------------------------------------------------ CLI
 def _parse(argv: list[str]):
     from glamkit.cli import Parser
-    from pipelines import curate_cli
+    from glamkit.commands import curate as curate_cli
 
     parser = Parser(prog="glamkit")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
@@ -195,6 +195,6 @@ def test_cli_help_has_an_example() -> None:
 
     from tests.conftest import PYTHON, REPO
 
-    out = subprocess.run([PYTHON, "-m", "pipelines.curate_cli", "--help"], cwd=REPO, capture_output=True, text=True,
+    out = subprocess.run([PYTHON, "-m", "glamkit.cli", "curate", "--help"], cwd=REPO, capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0 and "Example" in out.stdout and "--direct_num_workers" in out.stdout

@@ -27,7 +27,7 @@ from data_specs import specs
 from data_specs.hashing import uniform
 from data_specs.shards import SHARD_SCHEMA, ShardManifest
 from data_specs.tokenizer import load_tokenizer
-from pipelines import mix_cli
+from glamkit.commands import mix as mix_cli
 from pipelines.curate.schema import curated_files, iter_curated
 from pipelines.mix import stage as mix_stage
 from pipelines.mix.rates import MIX_PURPOSE, TRAIN, VALIDATION, copies, split_of
@@ -40,7 +40,7 @@ SPEC = "demo"
 
 
 def _cli(run: Path, *args: str) -> list[str]:
-    return [PYTHON, "-m", "pipelines.mix_cli", *args, "--spec", SPEC, "--run", str(run)]
+    return [PYTHON, "-m", "glamkit.cli", *args, "--spec", SPEC, "--run", str(run)]
 
 
 @pytest.fixture(scope="session")
@@ -194,7 +194,7 @@ def _swap_out(run: Path) -> None:
 
 
 def test_rerun_is_byte_identical(mixed_run: Path, reference) -> None:
-    result = mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), mix_stage.STAGE_NAME, mix_stage.make_stage,
+    result = mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), mix_stage,
                                force=True)
     assert result.state == "ran"
     assert tree_digest(mixed_run / "shards") == reference[1]
@@ -266,7 +266,7 @@ def test_report_html_is_self_contained(mixed_run: Path) -> None:
 
 def test_report_is_byte_identical_on_rerun(mixed_run: Path) -> None:
     before = tree_digest(mixed_run / "report")
-    mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), report_stage.STAGE_NAME, report_stage.make_stage,
+    mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), report_stage,
                       force=True)
     assert tree_digest(mixed_run / "report") == before
 

@@ -16,7 +16,7 @@ from tests.pipelines.curate_helpers import env
 
 
 def test_plan_mode_cli_prints_and_saves_table_3(tmp_path: Path) -> None:
-    proc = subprocess.run([PYTHON, "-m", "pipelines.mix_cli", "report", "--plan", "data_specs/mixtures/glam.yaml",
+    proc = subprocess.run([PYTHON, "-m", "glamkit.cli", "report", "--plan", "data_specs/mixtures/glam.yaml",
                            "--budget", "600B", "--out", str(tmp_path)], cwd=REPO, env=env(), capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -29,7 +29,7 @@ def test_plan_mode_cli_prints_and_saves_table_3(tmp_path: Path) -> None:
 
 
 def test_plan_mode_bad_budget_is_one_line_error(tmp_path: Path) -> None:
-    proc = subprocess.run([PYTHON, "-m", "pipelines.mix_cli", "report", "--plan", "glam", "--budget", "lots",
+    proc = subprocess.run([PYTHON, "-m", "glamkit.cli", "report", "--plan", "glam", "--budget", "lots",
                            "--out", str(tmp_path)], cwd=REPO, env=env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["glamkit: error: budget 'lots': expected a token count like 600B, "

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import replace
 from pathlib import Path
 
 from data_specs import io as fileio
+from data_specs import specs
+from eval.classifier import write_eval
 from filters.classifier_eval import format_eval
+from filters.classifier_train import score_file, train
+from glamkit.calibration import calibrate_run, calibration_record, format_calibration
+from report.calibration import plot_calibration
+from sources.stage import load_sources
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -86,17 +94,12 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from data_specs import specs
-    from sources.stage import load_sources
-
     spec = specs.load("classifier", args.spec)
     out = args.out or args.run_dir / "classifier"
     return spec, out, load_sources(args.run_dir)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from filters.classifier_train import train
-
     spec, out, docs = _load(args)
     metrics = train(spec, docs, out)
     print(f"classifier {spec.name} ({spec.backend}) -> {out}")
@@ -107,8 +110,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from eval.classifier import write_eval
-
     spec, out, docs = _load(args)
     keep, named = _mixture_keep(args.mixture, args.run_dir, out)
     result = write_eval(spec, out, docs, out, keep, named)
@@ -120,10 +121,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def _mixture_keep(mixture: str, run_dir: Path, model_dir: Path):
     """The mixture's keep rule with alpha resolved (auto: as curation fitted it in RUN/curated, else fitted now),
     and where it came from, in words."""
-    import json
-    from dataclasses import replace
-
-    from data_specs import specs
 
     spec = specs.load("mixtures", mixture)
     if spec.quality is None:
@@ -136,7 +133,6 @@ def _mixture_keep(mixture: str, run_dir: Path, model_dir: Path):
     alphas = sorted({r["alpha"] for r in fitted.values() if "alpha" in r})
     if len(alphas) == 1:
         return replace(keep, alpha=alphas[0], target_keep=None), f"{named}, alpha auto as fitted by curation ({stats})"
-    from glamkit.calibration import calibrate_run
 
     cal, _, _ = calibrate_run(run_dir, spec, model_dir, keep.target_keep)
     return replace(keep, alpha=cal.alpha, target_keep=None), f"{named}, alpha auto fitted now on {run_dir}"
@@ -144,9 +140,6 @@ def _mixture_keep(mixture: str, run_dir: Path, model_dir: Path):
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
 
-    from data_specs import specs
-    from glamkit.calibration import calibrate_run, calibration_record, format_calibration
-    from report.calibration import plot_calibration
 
     spec = specs.load("mixtures", args.mixture)
     model = args.model or args.run_dir / "classifier"
@@ -160,8 +153,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from filters.classifier_train import score_file
-
     n = score_file(args.model, args.input, args.output)
     print(f"scored {n} documents -> {args.output}")
     return 0

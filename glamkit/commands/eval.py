@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from data_specs import SPEC_ROOT
+from eval.harness import table, write_results
+from eval.run import DEFAULT_TASKS, RUN_INFO, evaluate_run
+from glamkit.study import run_study
 
 GLAM_TASKS = SPEC_ROOT / "glam_tasks"  # the glam_nlg / glam_nlu groups of lm-eval task names
 
@@ -63,9 +67,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from eval.harness import table, write_results
-    from eval.run import DEFAULT_TASKS, RUN_INFO, evaluate_run
-
     tasks = args.tasks.split(",") if args.tasks else list(DEFAULT_TASKS)
     results = evaluate_run(args.run_dir, tasks, train_dir=args.train, limit=args.limit, num_fewshot=args.num_fewshot,
                            skip_missing=args.tasks is None)
@@ -78,8 +79,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_lm_eval(args: argparse.Namespace) -> int:
     """Register the backend, default `--model glamkit`, and hand the arguments to lm-eval's own CLI."""
-    import os
-
     from lm_eval.__main__ import cli_evaluate
 
     import eval.backend  # noqa: F401  (registers the `glamkit` model)
@@ -104,8 +103,6 @@ def cmd_lm_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from glamkit.study import run_study
-
     summary = run_study(args.spec, args.run_dir)
     print(summary["verdict"])
     print(f"wrote {args.run_dir / 'study.json'} and {args.run_dir / 'study.html'}")

@@ -6,7 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
+import yaml
+
+from data_specs import specs
 from data_specs.errors import GlamkitError
+from data_specs.loader import load_spec, parse_set_args, to_plain
+from data_specs.specs import spec_path
+from glamkit.recipe import STAGES, layout, stage_names
+from glamkit.summary import summarize
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,14 +26,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and config are unchanged since its last successful run is skipped; a changed one reruns with everything "
         "after it.",
         epilog="Examples:\n  glamkit run --spec demo --run runs/demo\n"
-        "  glamkit run --spec demo --run runs/demo --only curate",
+        "  glamkit run --spec demo --run runs/demo --only curated",
         formatter_class=fmt,
     )
     p.add_argument("--spec", default="demo", help="mixture spec name or path (default: demo)")
     p.add_argument("--run", dest="run_dir", default="runs/demo", help="run folder (default: runs/demo)")
     p.add_argument("--train", dest="train_spec", default="tiny", help="train spec name or path (default: tiny)")
-    p.add_argument("--only", action="append", metavar="STAGE", help="run only this stage and what it needs")
-    p.add_argument("--force", action="append", default=[], metavar="STAGE", help="rerun this stage even if done")
+    p.add_argument("--only", action="append", metavar="STAGE", choices=stage_names(),
+                   help="run only this stage and what it needs")
+    p.add_argument("--force", action="append", default=[], metavar="STAGE", choices=stage_names(),
+                   help="rerun this stage even if done")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser(
@@ -57,35 +66,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from data_specs.specs import spec_path
-    from glamkit.recipe import PLANNED, layout
-
     spec = spec_path("mixtures", args.spec)
     run = layout(args.run_dir, spec, args.train_spec)
     run.run_dir.mkdir(parents=True, exist_ok=True)
-    implemented = {s.name for s in run.stages}
+    names = {s.name for s in run.stages}
     print(f"glamkit run: {run.run_dir} (mixture spec {spec})")
-    for name, what in PLANNED:
-        print(f"  {name:<11} {'available' if name in implemented else 'not yet available':<18} {what}")
-    if not implemented:
-        print("No stage is implemented yet: the run folder is ready for them.")
-        return 0
+    for module in STAGES:
+        state = "available" if module.NAME in names else "not in this recipe"
+        print(f"  {module.NAME:<11} {state:<18} {module.DESCRIPTION}")
     for result in run.run(only=args.only, force=args.force):
         timing = f" in {result.seconds:.1f} s" if result.state == "ran" else ""
         print(f"  {result.name:<11} {result.state}{timing} -> {result.path}")
-    from glamkit.summary import summarize
 
     print(summarize(run.run_dir))
     return 0
 
 
 def cmd_stages(args: argparse.Namespace) -> int:
-    from data_specs.specs import spec_path
-    from glamkit.recipe import PLANNED, layout
-
     run = layout(args.run_dir, spec_path("mixtures", args.spec))
     state = dict(run.status())
-    rows = [{"stage": n, "what": w, "state": state.get(n, "not yet available")} for n, w in PLANNED]
+    rows = [{"stage": m.NAME, "what": m.DESCRIPTION, "state": state.get(m.NAME, "not in this recipe")} for m in STAGES]
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
@@ -95,10 +95,6 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
-    import yaml
-
-    from data_specs import specs
-    from data_specs.loader import load_spec, parse_set_args, to_plain
 
     if args.action == "list":
         kinds = [args.kind] if args.kind else list(specs.SPEC_KINDS)

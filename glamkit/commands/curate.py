@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 from pathlib import Path
 
-from pipelines.beam.options import pass_unknown_to_beam
+from data_specs.specs import spec_path
+from data_specs.stages import RunLayout, StageArgs
+from glamkit.recipe import layout
+from pipelines.beam.options import beam_args, pass_unknown_to_beam, pipeline_options
+from pipelines.curate.schema import STATS_FILE
+from pipelines.curate.stage import STAGE_NAME, make_stage, print_table
 
 EPILOG = """Examples:
   glamkit curate --spec data_specs/mixtures/demo.yaml --run runs/demo
@@ -40,13 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_curate(args: argparse.Namespace) -> int:
-    import json
-
-    from data_specs.specs import spec_path
-    from data_specs.stages import RunLayout, StageArgs
-    from pipelines.beam.options import beam_args, pipeline_options
-    from pipelines.curate.schema import STATS_FILE
-    from pipelines.curate.stage import STAGE_NAME, make_stage, print_table
 
     spec = spec_path("mixtures", args.spec)
     pipeline_options(args.beam_args)  # refuse a bad Beam flag before any work
@@ -71,23 +69,7 @@ def cmd_curate(args: argparse.Namespace) -> int:
 def _recipe_layout(run_dir: Path, spec: Path):  # type: ignore[no-untyped-def]
     """The recipe's layout when it has a curate stage whose upstream stages are done (then `glamkit run` and
     `glamkit curate` share the stage's key); None otherwise (sources read or a classifier trained by hand)."""
-    from glamkit.recipe import layout
-    from pipelines.curate.stage import STAGE_NAME
-
     run = layout(run_dir, spec)
     if not any(s.name == STAGE_NAME for s in run.stages):
         return None
     return run if all(run.is_done(n) for n in run.stage(STAGE_NAME).needs) else None
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m pipelines.curate_cli ...` = `glamkit curate ...` (also before the command is registered)."""
-    import glamkit.cli as cli
-
-    if __name__ not in cli.COMMAND_MODULES and "pipelines.curate_cli" not in cli.COMMAND_MODULES:
-        cli.COMMAND_MODULES = (*cli.COMMAND_MODULES, "pipelines.curate_cli")
-    return cli.main(["curate", *(argv if argv is not None else sys.argv[1:])])
-
-
-if __name__ == "__main__":
-    sys.exit(main())

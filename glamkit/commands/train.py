@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from data_specs.errors import GlamkitError
+from data_specs.loader import parse_set_args
+from train.config import load_train_spec
+from train.plan import format_plan, plan_in_subprocess
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -52,15 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from data_specs.errors import GlamkitError
-    from data_specs.loader import parse_set_args
-    from train.config import load_train_spec
-
     if args.plan:
         if not args.devices or not args.device_memory:
             raise GlamkitError("--plan needs --devices N and --device-memory GB")
         load_train_spec(args.plan, parse_set_args(args.set))  # a bad spec fails here, in one line
-        from train.plan import format_plan, plan_in_subprocess
 
         plan = plan_in_subprocess(args.plan, args.devices, args.device_memory, args.set)
         print(json.dumps(plan, indent=2) if args.json else format_plan(plan))

@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from data_specs.specs import load, spec_path
+from glamkit.recipe import layout
+from sources.read import format_table
+from sources.resolve import fetch_sources, mixture_sources
+from sources.stage import load_stats
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     fmt = argparse.RawDescriptionHelpFormatter
@@ -59,9 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from data_specs.specs import load
-    from sources.resolve import fetch_sources, mixture_sources
-
     sources = [load("sources", n) for n in args.source] if args.source else mixture_sources(args.spec)
     state = fetch_sources(sources)
     for src in sources:
@@ -72,11 +75,6 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    from data_specs.specs import spec_path
-    from glamkit.recipe import layout
-    from sources.read import format_table
-    from sources.stage import load_stats
-
     run = layout(args.run_dir, spec_path("mixtures", args.spec))
     for result in run.run(only=["sources"], force=["sources"] if args.force else []):
         if result.state == "skipped":
@@ -88,9 +86,6 @@ def cmd_read(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from sources.read import format_table
-    from sources.stage import load_stats
-
     stats = load_stats(args.run_dir)
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))

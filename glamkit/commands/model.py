@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from model.info import model_info  # lazy: imports jax
 from model.presets import PAPER_PARAMS, PRESETS, get_config
 
 
@@ -32,8 +33,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from model.info import model_info  # lazy: imports jax
-
     config = get_config(args.preset)  # raises ValueError listing the presets
     info = model_info(config, seq_len=args.seq_len)
     info["preset"] = args.preset

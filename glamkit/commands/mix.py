@@ -8,12 +8,27 @@ upstream stages are done (so `glamkit run` and these commands share stage keys),
 from __future__ import annotations
 
 import argparse
-import sys
+import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
+import yaml
+
 from data_specs import io as fileio
-from pipelines.beam.options import pass_unknown_to_beam
+from data_specs import specs
+from data_specs.errors import GlamkitError
+from data_specs.loader import load_spec, parse_set_args, to_plain
+from data_specs.records import component_order
+from data_specs.specs import MixtureSpec, spec_path
+from data_specs.stages import RunLayout, StageArgs
+from data_specs.tokenizer import INFO_FILE
+from glamkit.recipe import layout
+from pipelines import tokenizer as tokenizer_stage
+from pipelines.beam.options import beam_args, pass_unknown_to_beam, pipeline_options
+from pipelines.mix import stage as mix_stage
+from report import stage as report_stage
+from report.plan import plan_report, save_plan
 
 FMT = argparse.RawDescriptionHelpFormatter
 
@@ -89,15 +104,10 @@ def _common(p: argparse.ArgumentParser) -> None:
 # ------------------------------------------------------------------------------------------------ running
 def resolve_spec(spec: str, overrides: list[str], run_dir: Path) -> Path:
     """The spec path; with --set overrides, a resolved copy saved in the run folder (stages load specs by path)."""
-    from data_specs.specs import spec_path
-
     path = spec_path("mixtures", spec)
     if not overrides:
         return path
-    import yaml
 
-    from data_specs.loader import load_spec, parse_set_args, to_plain
-    from data_specs.specs import MixtureSpec
 
     resolved = load_spec(MixtureSpec, path, parse_set_args(overrides))
     out = run_dir / "specs" / f"{path.stem}-resolved.yaml"
@@ -105,17 +115,17 @@ def resolve_spec(spec: str, overrides: list[str], run_dir: Path) -> Path:
     return out
 
 
-def run_stage(run_dir: Path, spec: Path, name: str, make: Any, force: bool) -> Any:
-    """Run one stage: in the recipe's layout when it holds the stage with its upstream done, else standalone."""
-    from data_specs.stages import RunLayout, StageArgs
-    from glamkit.recipe import layout
+def run_stage(run_dir: Path, spec: Path, stage: ModuleType, force: bool) -> Any:
+    """Run one stage module's stage: in the recipe's layout when it holds the stage with its upstream done, else
+    standalone."""
+    name = stage.NAME
 
     recipe = layout(run_dir, spec)
     names = [s.name for s in recipe.stages]
     if name in names and all(recipe.is_done(n) for n in recipe.stage(name).needs):
         run = recipe
     else:
-        run = RunLayout(run_dir, [make(StageArgs(spec, run_dir=run_dir, standalone=True))])
+        run = RunLayout(run_dir, [stage.make_stage(StageArgs(spec, run_dir=run_dir, standalone=True))])
     results = run.run(only=[name], force=[name] if force else [])
     return next(r for r in results if r.name == name)
 
@@ -125,13 +135,9 @@ def _state(result: Any) -> str:
 
 
 def cmd_tokenizer(args: argparse.Namespace) -> int:
-    import json
-
-    from data_specs.tokenizer import INFO_FILE
-    from pipelines.tokenizer import STAGE_NAME, make_stage
 
     spec = resolve_spec(args.spec, args.set, args.run_dir)
-    result = run_stage(args.run_dir, spec, STAGE_NAME, make_stage, args.force)
+    result = run_stage(args.run_dir, spec, tokenizer_stage, args.force)
     info = json.loads((result.path / INFO_FILE).read_text())
     print(f"tokenizer: {_state(result)} -> {result.path}")
     print(f"  {info['kind']} {info.get('model_type') or info.get('pretrained')}, vocabulary {info['vocab_size']}, "
@@ -140,16 +146,12 @@ def cmd_tokenizer(args: argparse.Namespace) -> int:
 
 
 def cmd_mix(args: argparse.Namespace) -> int:
-    import json
-
-    from pipelines.beam.options import beam_args, pipeline_options
     from pipelines.mix.job import MANIFEST
-    from pipelines.mix.stage import STAGE_NAME, make_stage
 
     pipeline_options(args.beam_args)  # refuse a bad Beam flag before any work
     spec = resolve_spec(args.spec, args.set, args.run_dir)
     with beam_args(args.beam_args):
-        result = run_stage(args.run_dir, spec, STAGE_NAME, make_stage, args.force)
+        result = run_stage(args.run_dir, spec, mix_stage, args.force)
     manifest = json.loads((result.path / MANIFEST).read_text())
     print(f"mix: {_state(result)} -> {result.path / MANIFEST}")
     print(mix_table(manifest))
@@ -161,7 +163,6 @@ def cmd_mix(args: argparse.Namespace) -> int:
 def mix_table(manifest: dict[str, Any]) -> str:
     lines = [f"{'component':<14}{'available':>12}{'target':>8}{'realised':>10}{'epochs':>9}{'tokens':>12}{'docs':>7}"]
     share = manifest["extra"].get("realised_weight", {})
-    from data_specs.records import component_order
 
     for c, m in sorted(manifest["components"].items(), key=lambda kv: component_order(kv[0])):
         lines.append(f"{c:<14}{m['tokens_available']:>12,}{m['target_weight']:>8.3f}{share.get(c, 0):>10.3f}"
@@ -173,14 +174,8 @@ def mix_table(manifest: dict[str, Any]) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    import json
-
-    from data_specs import specs
-    from data_specs.errors import GlamkitError
 
     if args.plan:
-        from report.plan import plan_report, save_plan
-
         spec = specs.load("mixtures", args.plan)
         budget = args.budget or spec.mixing.budget_tokens
         data, table = plan_report(spec, budget)
@@ -190,28 +185,14 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     if args.budget:
         raise GlamkitError("--budget is for planning mode (--plan SPEC); a run's budget is its spec's")
-    from report.stage import REPORT_HTML, STAGE_NAME, link_report, make_stage
 
     run_dir = args.run_dir or Path("runs/demo")
     spec = resolve_spec(args.spec, [], run_dir)
-    result = run_stage(run_dir, spec, STAGE_NAME, make_stage, args.force)
-    link = link_report(run_dir)
+    result = run_stage(run_dir, spec, report_stage, args.force)
+    link = report_stage.link_report(run_dir)
     if args.json:
         print((result.path / "report.json").read_text(), end="")
     else:
         print(f"report: {_state(result)}")
-        print(f"open {link} (-> {result.path / REPORT_HTML})")
+        print(f"open {link} (-> {result.path / report_stage.REPORT_HTML})")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m pipelines.mix_cli mix ...` = `glamkit mix ...` (also before the module is registered)."""
-    import glamkit.cli as cli
-
-    if "pipelines.mix_cli" not in cli.COMMAND_MODULES:
-        cli.COMMAND_MODULES = (*cli.COMMAND_MODULES, "pipelines.mix_cli")
-    return cli.main(argv if argv is not None else sys.argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
