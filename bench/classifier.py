@@ -19,14 +19,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from data_specs import specs
+from filters.classifier_train import train
 from filters.normalize import model_text
 from filters.quality import QualityClassifier, load_classifier, make_vectorizer
-from pipelines.classifier_job import load_sources, train
+from sources.stage import load_sources
 
 
 def ensure_sources(run: Path) -> None:
     if not (run / "sources").exists():
-        from glamkit.pipeline import layout
+        from glamkit.recipe import layout
 
         layout(run, specs.spec_path("mixtures", "demo")).run(only=["sources"])
 

@@ -55,9 +55,9 @@ LocalPipelineExecutor(pipeline=pipeline, tasks=2, workers=2, logging_dir=logs).r
 def ensure_run(run: Path) -> Path:
     """RUN/sources (the sources code, real demo corpora) and RUN/classifier (the demo classifier spec)."""
     from data_specs import specs
-    from pipelines.classifier_job import load_sources, train
-    from pipelines.sources import fetch_sources, mixture_sources
-    from pipelines.sources_stage import read_sources
+    from filters.classifier_train import train
+    from sources.resolve import fetch_sources, mixture_sources
+    from sources.stage import load_sources, read_sources
 
     if not (run / "sources" / "stats.json").exists():
         sources = mixture_sources("demo")
@@ -71,7 +71,7 @@ def ensure_run(run: Path) -> Path:
 
 def corpus_size(run: Path) -> tuple[int, int]:
     from data_specs.records import read_documents
-    from pipelines.classifier_job import source_files
+    from sources.stage import source_files
 
     docs = size = 0
     for path in source_files(run).values():
@@ -92,7 +92,7 @@ def _without_dedup(spec):
 
 def mode_job(run: Path, out: Path, beam_args: list[str]) -> dict:
     from data_specs import specs
-    from pipelines.curate import curate
+    from pipelines.curate.job import curate
 
     stats = curate(_without_dedup(specs.load("mixtures", "demo")), run, out, beam_args, batch_size=BATCH)
     return {c: v["kept"] for c, v in stats["components"].items()}
@@ -102,8 +102,8 @@ def mode_loop(run: Path, out: Path) -> dict:
     """(b): the job's filters/ calls in the job's order and batch sizes, in one plain Python loop."""
     from data_specs import specs
     from filters.quality import load_classifier
-    from pipelines import curate_core as core
-    from pipelines.curate import DEFAULT_SHARDS, classifier_dir_for, make_plan
+    from pipelines.curate import core, schema
+    from pipelines.curate.plan import DEFAULT_SHARDS, classifier_dir_for, make_plan
 
     spec = _without_dedup(specs.load("mixtures", "demo"))
     plan = make_plan(spec, run / "sources", classifier_dir_for(spec, run), out, batch_size=BATCH)
@@ -129,7 +129,7 @@ def mode_loop(run: Path, out: Path) -> dict:
         if it.outcome != "errored":
             shards[(it.component, core.shard_of(it.doc.id, DEFAULT_SHARDS))][it.outcome == "dropped"].append(it)
     for (component, shard), (kept, dropped) in shards.items():
-        name = core.shard_name(DEFAULT_SHARDS, shard)
+        name = schema.shard_name(DEFAULT_SHARDS, shard)
         kept.sort(key=core.sort_key)
         dropped.sort(key=core.sort_key)
         core.write_table_atomic(f"{out}/documents/{component}/{name}", core.curated_table(kept))

@@ -6,7 +6,7 @@ Input (built once under RUN/dedup-bench/, from RUN/sources: the sources code on 
           {0 (whitespace only), 1%, 3%, 10%, 30%} of words replaced, whitespace shuffled), one file per replica
 Both systems: word 5-gram shingles, 16 bands x 8 rows (112 -> 128 permutations for glamkit), no verification.
 
-    (g)  glamkit's dedup job (pipelines.dedup.dedup_files_job: signatures, exact + LSH buckets, connected
+    (g)  glamkit's dedup job (pipelines.dedup.job.dedup_files_job: signatures, exact + LSH buckets, connected
          components in Beam, survivors re-read and written), in-process runner; also 2 workers at 1x and 4x
     (d)  datatrove 0.10.1: JsonlReader -> MinhashDedupSignature -> Buckets -> Cluster -> Filter -> JsonlWriter,
          2 tasks on 2 workers (its side virtualenv, .bench-venv)
@@ -73,8 +73,8 @@ json.dump({"pairs": pairs, "kept": kept}, open(f"{work}/result.json", "w"))
 
 # ------------------------------------------------------------------------------------------------ input
 def ensure_sources(run: Path) -> Path:
-    from pipelines.sources import fetch_sources, mixture_sources
-    from pipelines.sources_stage import read_sources
+    from sources.resolve import fetch_sources, mixture_sources
+    from sources.stage import read_sources
 
     if not (run / "sources" / "stats.json").exists():
         sources = mixture_sources("demo")
@@ -103,7 +103,7 @@ def build_inputs(run: Path, scales: list[int], max_chars: int) -> dict[int, Path
     """RUN/dedup-bench/<N>x/: JSONL.gz document files (the 1x files are shared by hard links)."""
     from data_specs.hashing import uniform
     from data_specs.records import Document, read_documents, write_jsonl_gz
-    from pipelines.classifier_job import source_files
+    from sources.stage import source_files
 
     root = run / "dedup-bench" / f"chars{max_chars}"
     base = root / "replicas"
@@ -159,7 +159,7 @@ def input_size(folder: Path) -> tuple[int, int, list[str]]:
 # ------------------------------------------------------------------------------------------------ modes
 def mode_glamkit(inp: Path, out: Path, workers: int) -> dict:
     from data_specs.specs import DedupSpec
-    from pipelines.dedup import dedup_files_job
+    from pipelines.dedup.job import dedup_files_job
 
     args = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"] if workers == 2 else []
     summary = dedup_files_job([str(p) for p in sorted(inp.glob("*.jsonl.gz"))], out, DedupSpec(decontaminate=False),

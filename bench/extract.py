@@ -67,7 +67,7 @@ def load_pages(root: Path, limit: int | None) -> list[tuple[str, str, str]]:
 
 def docs_root() -> Path:
     from data_specs.specs import load
-    from pipelines.fetch import fetch_package
+    from sources.fetch import fetch_package
 
     spec = load("sources", "python-docs")
     return fetch_package(spec.package).root / "usr/share/doc/python3.11/html"

@@ -29,14 +29,16 @@ SPEC = "demo"
 def ensure_run(run: Path) -> Path:
     """RUN/curated and RUN/tokenizer, built with the recipe's code if missing."""
     from data_specs import specs
-    from data_specs.stages import RunLayout
-    from pipelines import curate, mix_cli, tokenizer
+    from data_specs.stages import RunLayout, StageArgs
+    from glamkit.commands import mix as mix_cli
+    from pipelines import tokenizer
+    from pipelines.curate import stage as curate_stage
 
     spec = specs.spec_path("mixtures", SPEC)
     if not (run / "curated" / "stats.json").exists():
-        from pipelines.classifier_job import load_sources, train
-        from pipelines.sources import fetch_sources, mixture_sources
-        from pipelines.sources_stage import read_sources
+        from filters.classifier_train import train
+        from sources.resolve import fetch_sources, mixture_sources
+        from sources.stage import load_sources, read_sources
 
         sources = mixture_sources(SPEC)
         fetch_sources(sources)
@@ -44,19 +46,17 @@ def ensure_run(run: Path) -> Path:
             read_sources(sources, run / "sources", workers=2)
         if not (run / "classifier").exists():
             train(specs.load("classifier", SPEC), load_sources(run), run / "classifier")
-        stage = curate.make_stage(spec, standalone=True)
-        stage = type(stage)(**{**stage.__dict__, "inputs": curate.standalone_inputs(spec, run)})
-        RunLayout(run, [stage]).run()
+        RunLayout(run, [curate_stage.make_stage(StageArgs(spec, run_dir=run, standalone=True))]).run()
     if not (run / "tokenizer" / "tokenizer.json").exists():
-        mix_cli.run_stage(run, spec, tokenizer.STAGE_NAME, tokenizer.make_stage, force=False)
+        mix_cli.run_stage(run, spec, tokenizer, force=False)
     return run
 
 
 def load_texts(curated: Path) -> list[tuple[str, str, str]]:
     import pyarrow.parquet as pq
 
-    from pipelines.mix import read_part
-    from pipelines.mix_plan import curated_files
+    from pipelines.curate.schema import curated_files
+    from pipelines.mix.job import read_part
 
     docs = []
     for component, files in curated_files(curated).items():
@@ -84,7 +84,7 @@ def empty_pipeline() -> float:
     """Seconds Beam's in-process runner takes to start and finish a pipeline that does nothing."""
     import apache_beam as beam
 
-    from pipelines.beam_options import pipeline_options
+    from pipelines.beam.options import pipeline_options
 
     start = time.perf_counter()
     pipeline = beam.Pipeline(options=pipeline_options([]))
@@ -98,8 +98,8 @@ def job_tokenize(spec, run: Path, out: Path, beam_args: list[str], scale: int) -
     times), counting tokens."""
     import apache_beam as beam
 
-    from pipelines import mix
-    from pipelines.beam_options import pipeline_options
+    from pipelines.beam.options import pipeline_options
+    from pipelines.mix import job as mix
 
     job = mix.make_job(spec, run / "curated", run / "tokenizer", out)
     out.mkdir(parents=True, exist_ok=True)
@@ -126,7 +126,7 @@ def job_tokenize(spec, run: Path, out: Path, beam_args: list[str], scale: int) -
 
 
 def whole_job(spec, run: Path, out: Path, beam_args: list[str]) -> tuple[int, float, int]:  # type: ignore[no-untyped-def]
-    from pipelines import mix
+    from pipelines.mix import job as mix
 
     start = time.perf_counter()
     manifest = mix.mix(spec, run / "curated", run / "tokenizer", out, beam_args)
@@ -140,7 +140,7 @@ def shard_writes(shards: Path, out: Path) -> tuple[float, float, int]:
     """Seconds to build + write every shard from packed rows (the job's code) vs pyarrow writing ready tables."""
     import pyarrow as pa
 
-    from pipelines import packing
+    from pipelines.mix import rows as packing
 
     rows_per_file = []
     for path in sorted(shards.glob("*.arrow")):

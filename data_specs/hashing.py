@@ -10,6 +10,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +58,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
     if hasattr(value, "__dataclass_fields__"):
-        from dataclasses import asdict
-
         return asdict(value)
     raise TypeError(f"cannot hash value of type {type(value).__name__}")
 
@@ -76,13 +75,3 @@ def hash_file(path: str | Path, chunk: int = 1 << 20) -> str:
             h.update(block)
     return h.hexdigest()
 
-
-def hash_tree(path: str | Path) -> str:
-    """Fingerprint of a file or of a directory's files (relative names and contents), in sorted order."""
-    path = Path(path)
-    if path.is_file():
-        return hash_file(path)
-    h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(file.relative_to(path).as_posix().encode() + b"\0" + hash_file(file).encode() + b"\0")
-    return h.hexdigest()

@@ -15,11 +15,12 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.hashing import hash_file, hash_value
 from data_specs.loader import to_plain
@@ -49,6 +50,30 @@ class Stage:
     inputs: tuple[Path, ...] = ()  # external files or folders the stage reads; fingerprinted into the key
     version: str = "1"  # bump when the stage's code changes what it writes
     description: str = ""
+
+
+@dataclass(frozen=True)
+class StageArgs:
+    """What every stage module's `make_stage(args)` gets: the recipe's specs and where the run is."""
+
+    mixture: str | Path  # mixture spec: a name under data_specs/mixtures/ or a path
+    train: str | Path = "tiny"  # train spec: a name or a path
+    run_dir: Path = Path(".")
+    standalone: bool = False  # no upstream stages in the layout: fingerprint RUN/<need> folders instead
+    eval_limit: int | None = None  # examples per eval task (None: all)
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # train spec keys set on top (the study's seed)
+
+
+def make(name: str, run: Callable[[StageContext], Any], config: Any, args: StageArgs, *, version: str,
+         description: str, needs: tuple[str, ...] = (), inputs: Sequence[Path] = (),
+         standalone_inputs: Sequence[Path] | None = None) -> Stage:
+    """A stage as the recipe runs it (after `needs`), or standalone: then what it needs is fingerprinted as input
+    folders, RUN/<need> (or `standalone_inputs`, for a stage that reads something else on its own). The one place
+    for the standalone rule."""
+    if not args.standalone:
+        return Stage(name, run, config, needs=needs, inputs=tuple(inputs), version=version, description=description)
+    extra = standalone_inputs if standalone_inputs is not None else [Path(args.run_dir) / n for n in needs]
+    return Stage(name, run, config, inputs=(*inputs, *extra), version=version, description=description)
 
 
 @dataclass
@@ -184,12 +209,12 @@ class RunLayout:
             raise
         seconds = time.perf_counter() - start
         marker = {"key": key, "provenance": provenance, "summary": summary}
-        _write_synced(tmp / MARKER, json.dumps(marker, sort_keys=True, indent=2) + "\n")
+        fileio.write_json(tmp / MARKER, marker, sort_keys=True, indent=2)
         if final.exists():
             os.replace(final, old)
         os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
-        _fsync_dir(self.run_dir)
+        fileio.fsync_folder(self.run_dir)
         log.info("stage %s: done in %.1f s", stage.name, seconds)
         return StageResult(stage.name, "ran", key, final, summary, seconds)
 
@@ -208,19 +233,6 @@ def fingerprint(path: str | Path) -> str:
     return hash_value(parts)
 
 
-def _write_synced(path: Path, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _stage_logger(run_dir: Path, name: str) -> logging.Logger:

@@ -25,6 +25,10 @@ from lm_eval.models.utils import normalize_gen_kwargs, postprocess_generated_tex
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
 from data_specs.errors import GlamkitError
+from data_specs.tokenizer import load_tokenizer
+from eval.model_loader import load_trained, scoring_config
+from eval.scorer import Scorer, bucket
+from train.config import model_config
 
 Request = tuple[Any, list[int], list[int]]  # (cache key, context tokens, continuation tokens)
 
@@ -39,10 +43,6 @@ class GlamkitLM(TemplateLM):
                  batch_size: int | str | None = 8, max_length: int | None = None, max_gen_toks: int = 256,
                  data: int = 1, expert: int = 1, min_width: int = 32, **unused: Any) -> None:
         super().__init__()
-        from eval.model_loader import load_trained, scoring_config
-        from eval.scorer import Scorer
-        from pipelines.tokenizer import load_tokenizer
-        from train.config import model_config
 
         if run is None and (train is None or tokenizer is None):
             raise GlamkitError("glamkit backend: give model_args run=RUN (or both train=DIR and tokenizer=DIR)")
@@ -140,8 +140,6 @@ class GlamkitLM(TemplateLM):
     # ----------------------------------------------------------------------------------------- generation
     def generate_until(self, requests: Sequence[Any], disable_tqdm: bool = False) -> list[str]:
         """Greedy continuations, each cut at its first stop string; at most `max_gen_toks` tokens, ending at EOS."""
-        from eval.scorer import bucket
-
         jobs, keys = [], []
         for req in requests:
             context, gen_kwargs = req.args

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from data_specs import io as fileio
 from data_specs.hashing import uniform
 from data_specs.records import Document
 from filters.dedup import document_frequencies, example_text, ngram_hashes, word_hashes, words
@@ -158,11 +159,10 @@ def drop_common_phrase_examples(tasks: Tasks, pool_texts: Iterable[str], n: int,
 
 def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> int:
     """One JSON object per line, sorted keys, no timestamps: byte-stable. Returns the number of rows."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     n = 0
-    with open(path, "w", encoding="utf-8") as f:
+    with fileio.atomic_output(path) as f:
         for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
+            f.write((json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
             n += 1
     return n
 

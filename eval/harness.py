@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 
 # Keys of lm-eval's results that change from run to run; they go to logs/, never into a stage's output.
@@ -74,10 +75,7 @@ def write_results(results: Mapping[str, Any], out: Path, run_info_out: Path) -> 
     """lm-eval's results, run-dependent fields moved to `run_info_out`; each file written atomically."""
     stable, info = split_run_info(results)
     for path, data in ((out, stable), (run_info_out, info)):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(to_json(data), encoding="utf-8")
-        os.replace(tmp, path)
+        fileio.write_text(path, to_json(data))
 
 
 def metric_values(results: Mapping[str, Any]) -> dict[str, dict[str, float]]:

@@ -10,6 +10,7 @@ from data_specs.errors import GlamkitError
 from data_specs.loader import load_spec
 from data_specs.specs import TrainSpec
 from model.config import ModelConfig
+from train.config import model_config
 
 
 def checkpoint_dir(train_dir: Path) -> Path:
@@ -40,7 +41,6 @@ def load_trained(train_dir: str | Path) -> tuple[Any, Any, TrainSpec]:
     from flax import nnx
 
     from model import Transformer
-    from train.config import model_config
 
     train_dir = Path(train_dir)
     if not (train_dir / "config.yaml").exists():

@@ -10,10 +10,13 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from data_specs.stages import StageContext
+from data_specs.stages import Stage, StageArgs, StageContext, make
+from eval.harness import evaluate, load_tasks, metric_values, table, task_manager, write_results
+from eval.task_files import limited_samples
 
 # The built-in tasks the recipe evaluates (names and tags of the YAMLs the tasks stage writes).
 DEFAULT_TASKS = ("heldout-bpb", "heldout-bpb-components", "lambada-books", "next-sentence", "wiki-cloze")
@@ -28,8 +31,6 @@ def evaluate_run(run_dir: Path, task_names: Sequence[str], train_dir: Path | Non
     `limit`: the first N examples of each task (eval.task_files.limited_samples). `skip_missing` leaves out
     requested tasks that the folder does not have (a mixture without books has no lambada-books)."""
     from eval.backend import GlamkitLM
-    from eval.harness import evaluate, load_tasks, task_manager
-    from eval.task_files import limited_samples
 
     manager = task_manager(tasks_dir or run_dir / "tasks")
     if skip_missing:
@@ -55,8 +56,6 @@ def eval_stage(ctx: StageContext, task_names: Sequence[str] = DEFAULT_TASKS, lim
                skip_missing: bool = False) -> dict[str, Any]:
     """The `eval` stage: RUN/eval/results.json (lm-eval's), run-dependent fields in RUN/logs/eval/. Folders default
     to the run's own stages."""
-    from eval.harness import metric_values, table, write_results
-
     results = evaluate_run(ctx.run_dir, task_names, train_dir=ctx.upstream.get("train"),
                            tokenizer_dir=tokenizer_dir or ctx.upstream.get("tokenizer"),
                            tasks_dir=tasks_dir or ctx.upstream.get("tasks"), limit=limit,
@@ -64,3 +63,15 @@ def eval_stage(ctx: StageContext, task_names: Sequence[str] = DEFAULT_TASKS, lim
     write_results(results, ctx.out / "results.json", ctx.run_dir / RUN_INFO)
     print(table(results))
     return metric_values(results)
+
+
+NAME = "eval"
+DESCRIPTION = "evaluate the trained model on held-out tasks with lm-evaluation-harness"
+VERSION = "2"
+
+
+def make_stage(args: StageArgs) -> Stage:
+    """Needs `train`, `tokenizer` and `tasks`; the built-in tasks, `args.eval_limit` examples each."""
+    run = partial(eval_stage, task_names=DEFAULT_TASKS, limit=args.eval_limit, skip_missing=True)
+    return make(NAME, run, {"tasks": list(DEFAULT_TASKS), "limit": args.eval_limit}, args,
+                needs=("train", "tokenizer", "tasks"), version=VERSION, description=DESCRIPTION)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from data_specs import specs
 from data_specs.records import Document, read_documents
 from data_specs.specs import MixtureSpec
-from data_specs.stages import StageContext
+from data_specs.stages import Stage, StageArgs, StageContext, make
 from eval.builtin import Tasks, build_tasks, drop_common_phrase_examples, write_tasks
 from eval.task_files import HELDOUT, write_component_views, write_task_yamls
 from filters.holdout import is_eval_holdout
@@ -59,3 +60,19 @@ def tasks_stage(ctx: StageContext, mixture_spec: str | Path) -> dict[str, Any]:
     ctx.log.info("built-in tasks: %s; lm-eval tasks: %s", counts, ", ".join(names))
     return {"examples": counts, "heldout_components": components, "lm_eval_tasks": names,
             "holdout_fraction": mixture.eval_holdout_fraction, "left_out_common_ngrams": dropped}
+
+
+NAME = "tasks"
+DESCRIPTION = "build lm-eval tasks from documents held out before curation"
+VERSION = "4"  # 4: documents in a seeded random order (--limit N scores a mix of sources)
+
+
+def make_stage(args: StageArgs) -> Stage:
+    """Needs `sources`; the key covers the holdout and the decontamination settings the tasks are built with."""
+    mixture = specs.load("mixtures", args.mixture)
+    dedup = mixture.dedup
+    config = {"seed": mixture.seed, "eval_holdout_fraction": mixture.eval_holdout_fraction,
+              "decontaminate": [dedup.decontaminate, dedup.builtin_tasks, dedup.decontaminate_ngram,
+                                dedup.decontaminate_common_documents]}
+    return make(NAME, partial(tasks_stage, mixture_spec=args.mixture), config, args, needs=("sources",),
+                version=VERSION, description=DESCRIPTION)

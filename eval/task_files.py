@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from data_specs import SPEC_ROOT
+from data_specs.errors import GlamkitError
 from eval.builtin import write_jsonl
 
 TEMPLATES = SPEC_ROOT / "tasks"
@@ -103,8 +104,6 @@ def tags_of(manager: Any, task: str) -> set[str]:
 
 def study_group(manager: Any, task: str) -> str:
     """nlg, nlu or lm: the study's set of a task, from its tag."""
-    from data_specs.errors import GlamkitError
-
     groups = sorted({GROUP_TAGS[t] for t in tags_of(manager, task) if t in GROUP_TAGS})
     if len(groups) != 1:
         raise GlamkitError(f"task {task}: needs exactly one of the tags {', '.join(GROUP_TAGS)} to be in a study")

@@ -82,3 +82,23 @@ def auc_line(result: dict[str, Any]) -> str:
     if not worst_all:
         out += ", leave-one-source-out ROC-AUC not measured"
     return out
+
+
+def format_eval(result: dict) -> str:
+    """Held-out by group and the worst leave-one-source-out AUC on one line (never one without the other), every
+    source's LOSO AUC, and per component the mean score (and keep rate under the named rule, if one was given)."""
+    lines = [auc_line(result) + f"; PR-AUC {result['pr_auc']:.3f}, F1 {result['f1']:.3f} on "
+             f"{result['n']:,} held-out documents"]
+    lines.append("leave-one-source-out ROC-AUC: " + ", ".join(
+        f"{k} {v:.3f}" for k, v in sorted(result["leave_one_source_out_roc_auc"].items())))
+    rule = result.get("keep_rule")
+    keep_col = rule is not None
+    lines.append(f"{'component':<14}{'docs':>7}{'mean score':>12}" + (f"{'keep rate':>11}" if keep_col else ""))
+    for name, c in result["components"].items():
+        lines.append(f"{name:<14}{c['documents']:>7}{c['mean_score']:>12.3f}"
+                     + (f"{c['keep_rate']:>11.3f}" if keep_col else ""))
+    if keep_col:
+        lines.append(f"keep rates under {rule['rule']} (from {rule['from']}): the rule curation applies")
+    else:
+        lines.append("keep rates: curation applies the mixture's keep rule (RUN/report.html, curated/stats.json)")
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from data_specs.errors import GlamkitError
 from data_specs.records import without_surrogates
 
 DEFAULT_EXTRACTOR = "trafilatura_recall"  # best F1 in bench/extract.py (README)
@@ -30,7 +31,6 @@ def _trafilatura(html: str, url: str | None, **kw: bool) -> str:
     try:
         import trafilatura
     except ImportError as exc:  # e.g. lxml_html_clean missing: a venv older than requirements.lock
-        from data_specs.errors import GlamkitError
 
         raise GlamkitError(f"trafilatura cannot be imported ({exc}); reinstall from requirements.lock (make setup)"
                            ) from exc

@@ -64,10 +64,10 @@ def apply_keep_rule(
     rule: KeepRuleSpec, doc_ids: Sequence[str], scores: np.ndarray, cutoff: TopFractionCutoff | None = None
 ) -> np.ndarray:
     """Keep decisions for a batch under `rule`. top_fraction needs the cutoff fitted on the whole component, alpha
-    'auto' an alpha fitted on it (pipelines.curate_core.fit_keep) first."""
+    'auto' an alpha fitted on it (pipelines.curate.core.fit_keep) first."""
     if rule.kind == "pareto":
         if rule.auto:
-            raise ValueError("alpha 'auto' must be fitted before the rule is applied (curate_core.fit_keep)")
+            raise ValueError("alpha 'auto' must be fitted before the rule is applied (pipelines.curate.core.fit_keep)")
         return pareto_keep(doc_ids, scores, rule.alpha, rule.seed)
     if rule.kind == "threshold":
         return threshold_keep(scores, rule.threshold)

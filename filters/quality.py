@@ -12,15 +12,16 @@ training metrics).
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.specs import FastTextParams, SklearnParams
 from filters.normalize import model_text
@@ -28,6 +29,8 @@ from filters.normalize import model_text
 SIDECAR = "classifier.json"
 REFERENCE = "reference_scores.json"  # the held-out positives' scores: what `alpha: auto` matches kept pages to
 POSITIVE, NEGATIVE = "__label__hq", "__label__lq"
+
+SCORE_BINS = 20  # score histograms (curated stats, classifier eval): equal bins over [0, 1]
 
 
 class QualityClassifier:
@@ -79,7 +82,7 @@ class QualityClassifier:
             "params": asdict(self.params),
             "libraries": library_versions(self.backend),
         }
-        _atomic_write(directory / SIDECAR, json.dumps(self.metadata, sort_keys=True, indent=2) + "\n")
+        fileio.write_json(directory / SIDECAR, self.metadata, sort_keys=True, indent=2)
         return directory
 
     # -- backend hooks
@@ -137,9 +140,8 @@ class FastTextClassifier(QualityClassifier):
         return fasttext_positive_probability(self.model, prepared)
 
     def _save(self, directory: Path) -> None:
-        tmp = directory / f".{self.MODEL_FILE}.tmp"
-        self.model.save_model(str(tmp))
-        os.replace(tmp, directory / self.MODEL_FILE)
+        with fileio.atomic_path(directory / self.MODEL_FILE) as tmp:
+            self.model.save_model(str(tmp))
 
     def _load(self, directory: Path) -> None:
         import fasttext
@@ -186,9 +188,8 @@ class SklearnClassifier(QualityClassifier):
         return 1.0 / (1.0 + np.exp(-logits))
 
     def _save(self, directory: Path) -> None:
-        tmp = directory / f".{self.MODEL_FILE}.tmp.npz"
-        np.savez_compressed(tmp, coef=self.coef, intercept=np.array([self.intercept]))
-        os.replace(tmp, directory / self.MODEL_FILE)
+        with fileio.atomic_path(directory / self.MODEL_FILE) as tmp:  # the temp name ends .npz: savez keeps it
+            np.savez_compressed(tmp, coef=self.coef, intercept=np.array([self.intercept]))
 
     def _load(self, directory: Path) -> None:
         with np.load(directory / self.MODEL_FILE) as arrays:
@@ -239,7 +240,7 @@ def save_reference_scores(directory: str | Path, scores: Sequence[float], what: 
     """Scores of curated text the model never trained on (sorted), for calibrating the keep rule's alpha."""
     path = Path(directory) / REFERENCE
     data = {"what": what, "scores": sorted(round(float(s), 6) for s in scores)}
-    _atomic_write(path, json.dumps(data, sort_keys=True) + "\n")
+    fileio.write_json(path, data, sort_keys=True)
     return path
 
 
@@ -256,8 +257,6 @@ def load_reference_scores(directory: str | Path) -> list[float]:
 
 
 def library_versions(backend: str) -> dict[str, str]:
-    from importlib.metadata import version
-
     names = ["numpy"] + (["fasttext-community"] if backend == "fasttext" else ["scikit-learn", "scipy"])
     return {name: version(name) for name in names}
 
@@ -266,7 +265,3 @@ def _scrub(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 
 from data_specs.errors import GlamkitError
 from glamkit.logs import configure as configure_logging
+from glamkit.recipe import stage_help
 
 # Modules that add subcommands: each has `register(subparsers)` and imports nothing heavy at module level.
 COMMAND_MODULES: tuple[str, ...] = (
-    "glamkit.commands", "pipelines.cli", "pipelines.classifier_cli", "pipelines.curate_cli", "pipelines.mix_cli",
-    "model.cli", "train.cli", "eval.cli",
+    "glamkit.commands.run", "glamkit.commands.sources", "glamkit.commands.classifier", "glamkit.commands.curate",
+    "glamkit.commands.mix", "glamkit.commands.model", "glamkit.commands.train", "glamkit.commands.eval",
 )
 
 EXIT_FAILURE = 1
@@ -31,9 +32,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from glamkit.pipeline import PLANNED
-
-    stages = "\n".join(f"  {name:<11} {what}" for name, what in PLANNED)
+    stages = stage_help()
     parser = Parser(
         prog="glamkit",
         description="glamkit: GLaM's data and training stack. Build filtered corpora with Beam, "

@@ -6,6 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from eval.harness import metric_values
+from eval.task_files import HELDOUT_TASK
+from filters.classifier_eval import auc_line
+from pipelines.curate.schema import STATS_FILE
+
 
 def _load(path: Path) -> Any:
     try:
@@ -17,7 +22,7 @@ def _load(path: Path) -> Any:
 def summarize(run_dir: Path) -> str:
     run_dir = Path(run_dir)
     lines: list[str] = []
-    curated = _load(run_dir / "curated" / "stats.json")
+    curated = _load(run_dir / "curated" / STATS_FILE)
     manifest = _load(run_dir / "shards" / "manifest.json")
     if curated or manifest:
         lines.append(f"{'component':<14}{'read':>7}{'kept':>7}{'tokens':>11}{'target':>8}{'realised':>9}{'epochs':>8}")
@@ -30,8 +35,6 @@ def summarize(run_dir: Path) -> str:
                          f"{m.get('target_weight', 0):>8.3f}{realised.get(name, 0):>9.3f}{m.get('epochs', 0):>8.3g}")
     clf = _load(run_dir / "classifier" / "eval.json")
     if clf:
-        from filters.classifier_eval import auc_line
-
         lines.append(f"classifier: {auc_line(clf)}")  # the held-out AUC never without its LOSO partner
     for comp, rule in ((curated or {}).get("keep_rules") or {}).items():
         c = curated["components"].get(comp, {})
@@ -45,8 +48,6 @@ def summarize(run_dir: Path) -> str:
                      + (f", validation loss {val:.3f}" if val is not None else ""))
     results = _load(run_dir / "eval" / "results.json")
     if results and "results" in results:  # lm-eval's results; the per-component heldout tasks are left to the file
-        from eval.harness import metric_values
-        from eval.task_files import HELDOUT_TASK
 
         parts = [f"{task} {metric.split(',')[0]} {value:.3f}" for task, metrics in metric_values(results).items()
                  if not task.startswith(f"{HELDOUT_TASK}-") for metric, value in list(metrics.items())[:1]]

@@ -18,7 +18,7 @@ from model.presets import PRESETS, get_config
 _LAZY = {
     "Transformer": "model.transformer",
     "model_info": "model.info",
-    "create_sharded_model": "model.sharding",
+    "create_sharded_model": "model.transformer",
     "shard_model": "model.sharding",
     "make_mesh": "model.sharding",
 }

@@ -17,7 +17,7 @@ import numpy as np
 from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from model.config import DEFAULT_RULES, ModelConfig
+from model.config import DEFAULT_RULES
 
 Rules = tuple[tuple[str, str | tuple[str, ...] | None], ...]
 MESH_AXES = ("data", "expert", "model")
@@ -93,24 +93,6 @@ def param_shardings(state: Any, mesh: Mesh, rules: Rules) -> Any:
     specs = param_specs(state, rules, mesh.axis_names)
     is_spec = lambda x: isinstance(x, PartitionSpec)  # noqa: E731
     return jax.tree.map(lambda s: NamedSharding(mesh, s), specs, is_leaf=is_spec)
-
-
-def create_sharded_model(config: ModelConfig, mesh: Mesh, seed: int = 0) -> Any:
-    """Initialise a Transformer with every parameter created directly in its sharded place.
-
-    Shapes come from `nnx.eval_shape` (nothing allocated), then a jitted init writes each parameter straight
-    to its shards, so a model larger than one device's memory can still be built.
-    """
-    from model.transformer import Transformer  # local: transformer imports this module
-
-    def init() -> Transformer:
-        return Transformer(config, rngs=nnx.Rngs(seed))
-
-    graphdef, abstract_state = nnx.split(nnx.eval_shape(init))
-    shardings = param_shardings(abstract_state, mesh, config.rules)
-    with jax.set_mesh(mesh):
-        state = jax.jit(lambda: nnx.state(init()), out_shardings=shardings)()
-    return nnx.merge(graphdef, state)
 
 
 def shard_model(model: Any, mesh: Mesh) -> Any:

@@ -26,11 +26,13 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import nnx
+from jax.sharding import Mesh
 
 from model.attention import Attention, attention_mask, relative_buckets
 from model.config import ModelConfig
 from model.layers import MLP, Embed, RMSNorm
 from model.moe import MoE
+from model.sharding import param_shardings
 
 Aux = dict[str, jax.Array]
 REMAT_POLICIES: dict[str, Any] = {"full": None, "dots": jax.checkpoint_policies.dots_with_no_batch_dims_saveable}
@@ -140,3 +142,19 @@ def collect_aux(stacked: Aux, num_experts: int) -> Aux:
     out["lb_loss"] = out["lb_loss_per_layer"].sum()
     out["z_loss"] = out["z_loss_per_layer"].sum()
     return out
+
+
+def create_sharded_model(config: ModelConfig, mesh: Mesh, seed: int = 0) -> Any:
+    """Initialise a Transformer with every parameter created directly in its sharded place.
+
+    Shapes come from `nnx.eval_shape` (nothing allocated), then a jitted init writes each parameter straight
+    to its shards, so a model larger than one device's memory can still be built.
+    """
+    def init() -> Transformer:
+        return Transformer(config, rngs=nnx.Rngs(seed))
+
+    graphdef, abstract_state = nnx.split(nnx.eval_shape(init))
+    shardings = param_shardings(abstract_state, mesh, config.rules)
+    with jax.set_mesh(mesh):
+        state = jax.jit(lambda: nnx.state(init()), out_shardings=shardings)()
+    return nnx.merge(graphdef, state)

@@ -16,28 +16,32 @@ from __future__ import annotations
 import hashlib
 import heapq
 import io
-import json
 import logging
+import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from data_specs import io as fileio
+from data_specs import specs
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
+from data_specs.loader import to_plain
+from data_specs.records import component_order
 from data_specs.specs import MixtureSpec, PackageRef, TokenizerSpec
-from pipelines.mix_plan import component_order, curated_files, iter_curated
+from data_specs.stages import Stage, StageArgs, make
+from data_specs.tokenizer import BOS_ID, EOS_ID, INFO_FILE, MODEL_FILE, PAD_ID, UNK_ID
+from pipelines.curate.schema import curated_files, iter_curated
+from sources.fetch import fetch_package
 
 log = logging.getLogger("glamkit.tokenizer")
 
 STAGE_NAME = "tokenizer"
 STAGE_VERSION = "1"
-MODEL_FILE = "tokenizer.model"
-INFO_FILE = "tokenizer.json"
-PAD_ID, EOS_ID, UNK_ID, BOS_ID = 0, 1, 2, -1  # fixed for trained models (T5's layout); no BOS: EOS separates docs
 MAX_LINE_BYTES = 16384  # SentencePiece skips longer training sentences; longer lines are cut
 
-# Pre-trained models by name: (package, file inside it). Fetched and cached like the sources (pipelines/fetch.py).
+# Pre-trained models by name: (package, file inside it). Fetched and cached like the sources (sources/fetch.py).
 PRETRAINED: dict[str, tuple[PackageRef, str]] = {
     "mistral-v1": (
         PackageRef(name="mistral-common", version="1.13.1", registry="pypi-wheel",
@@ -46,37 +50,6 @@ PRETRAINED: dict[str, tuple[PackageRef, str]] = {
         "mistral_common/data/tokenizer.model.v1",
     ),
 }
-
-
-@dataclass(frozen=True)
-class Tokenizer:
-    """A loaded model and the ids the shards use. `pad_id` is the model's, or its unk id if it has none (padding is
-    marked by segment id 0 anyway)."""
-
-    model: bytes
-    sha256: str
-    vocab_size: int
-    eos_id: int
-    pad_id: int
-
-    def processor(self) -> Any:
-        import sentencepiece as spm
-
-        return spm.SentencePieceProcessor(model_proto=self.model)
-
-
-def load_tokenizer(folder: str | Path) -> Tokenizer:
-    """The tokenizer stage's output folder -> Tokenizer."""
-    folder = Path(folder)
-    try:
-        model = (folder / MODEL_FILE).read_bytes()
-        info = json.loads((folder / INFO_FILE).read_text())
-    except FileNotFoundError:
-        raise GlamkitError(f"{folder}: no {MODEL_FILE}/{INFO_FILE}: run `glamkit tokenizer train` first") from None
-    digest = hashlib.sha256(model).hexdigest()
-    if digest != info["sha256"]:
-        raise GlamkitError(f"{folder / MODEL_FILE}: sha256 {digest} does not match {INFO_FILE} ({info['sha256']})")
-    return Tokenizer(model, digest, info["vocab_size"], info["eos_id"], info["pad_id"])
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -153,8 +126,7 @@ def read_curated_texts(curated_dir: str | Path) -> Iterator[tuple[str, str, str]
 
 
 # ------------------------------------------------------------------------------------------------ training
-def trainer_options(spec: TokenizerSpec, seed: int) -> dict[str, Any]:
-    del seed  # the seed goes to set_random_generator_seed; kept in the signature for callers
+def trainer_options(spec: TokenizerSpec) -> dict[str, Any]:
     return {
         "model_type": spec.model_type,
         "vocab_size": spec.vocab_size,
@@ -185,7 +157,7 @@ def train_model(lines: Iterable[str], spec: TokenizerSpec, seed: int) -> bytes:
     spm.set_random_generator_seed(int(seed) & 0xFFFFFFFF)
     buf = io.BytesIO()
     try:
-        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, **trainer_options(spec, seed))
+        spm.SentencePieceTrainer.train(sentence_iterator=iter(lines), model_writer=buf, **trainer_options(spec))
     except RuntimeError as exc:
         raise GlamkitError(f"SentencePiece training failed: {str(exc).strip().splitlines()[-1]}") from None
     return buf.getvalue()
@@ -197,13 +169,10 @@ def pretrained_model(name: str) -> tuple[bytes, str]:
     path = Path(name).expanduser()
     if path.is_file():
         return path.read_bytes(), str(path)
-    from pipelines.fetch import fetch_package
 
     if name in PRETRAINED:
         ref, file = PRETRAINED[name]
     else:
-        from data_specs import specs
-
         if name not in specs.spec_names("sources"):
             raise GlamkitError(f"pretrained tokenizer {name!r}: not a file, not one of {', '.join(PRETRAINED)}, "
                                "and no source spec of that name")
@@ -253,33 +222,20 @@ def build_tokenizer(spec: MixtureSpec, curated_dir: Path | None, out: Path) -> d
     if tok.kind == "train" and info["eos_id"] != EOS_ID:
         raise GlamkitError(f"trained tokenizer has eos id {info['eos_id']}, expected {EOS_ID}")
     info["sha256"] = hashlib.sha256(model).hexdigest()
-    _write_atomic(out / MODEL_FILE, model)
-    _write_atomic(out / INFO_FILE, (json.dumps(info, sort_keys=True, indent=2) + "\n").encode())
+    fileio.write_bytes(out / MODEL_FILE, model)
+    fileio.write_json(out / INFO_FILE, info, sort_keys=True, indent=2)
     return info
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 # ------------------------------------------------------------------------------------------------ stage
 def tokenizer_config(spec: MixtureSpec) -> dict[str, Any]:
     """What the tokenizer depends on (its stage key): the tokenizer section, the seed and the weights."""
-    from data_specs.loader import to_plain
-
     return {"version": STAGE_VERSION, "tokenizer": to_plain(spec.tokenizer), "seed": spec.seed,
             "weights": {c: s.weight for c, s in sorted(spec.components.items())}}
 
 
 def tokenizer_stage(ctx: Any, mixture_spec_path: str | Path) -> dict[str, Any]:
     """Stage-runner entry point: reads ctx.upstream['curated'] (or RUN/curated), writes ctx.out."""
-    import time
-
-    from data_specs import specs
 
     spec = specs.load("mixtures", mixture_spec_path)
     curated = Path(ctx.upstream.get("curated", ctx.run_dir / "curated"))
@@ -289,23 +245,14 @@ def tokenizer_stage(ctx: Any, mixture_spec_path: str | Path) -> dict[str, Any]:
     return {k: info[k] for k in ("kind", "vocab_size", "sha256")}
 
 
-@dataclass(frozen=True)
-class _StageFn:
-    mixture_spec_path: str
-
-    def __call__(self, ctx: Any) -> dict[str, Any]:
-        return tokenizer_stage(ctx, self.mixture_spec_path)
+NAME = STAGE_NAME
+DESCRIPTION = "train the SentencePiece tokenizer on a weighted sample"
 
 
-def make_stage(mixture_spec_path: str | Path, standalone: bool = False, run_dir: Path | None = None) -> Any:
-    """The tokenizer Stage: needs `curated`. `standalone` fingerprints RUN/curated as an external input instead."""
-    from data_specs import specs
-    from data_specs.stages import Stage
-
-    spec = specs.load("mixtures", mixture_spec_path)
-    fn = _StageFn(str(mixture_spec_path))
-    what = "train the SentencePiece tokenizer on a weighted sample"
-    if standalone:
-        inputs = (Path(run_dir) / "curated",) if run_dir is not None and spec.tokenizer.kind == "train" else ()
-        return Stage(STAGE_NAME, fn, tokenizer_config(spec), inputs=inputs, version=STAGE_VERSION, description=what)
-    return Stage(STAGE_NAME, fn, tokenizer_config(spec), needs=("curated",), version=STAGE_VERSION, description=what)
+def make_stage(args: StageArgs) -> Stage:
+    """Needs `curated` (standalone: fingerprints RUN/curated instead, when the tokenizer is trained)."""
+    spec = specs.load("mixtures", args.mixture)
+    trained = (Path(args.run_dir) / "curated",) if spec.tokenizer.kind == "train" else ()
+    return make(NAME, partial(tokenizer_stage, mixture_spec_path=str(args.mixture)), tokenizer_config(spec), args,
+                needs=("curated",), version=STAGE_VERSION, description=DESCRIPTION,
+                standalone_inputs=trained)

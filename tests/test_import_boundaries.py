@@ -31,3 +31,9 @@ def test_specs_import_neither_beam_nor_jax() -> None:
 def test_cli_startup_loads_no_heavy_framework() -> None:
     loaded = _modules_after("from glamkit.cli import build_parser; build_parser()")
     assert not {m.split(".")[0] for m in loaded} & {"apache_beam", "jax", "flax"}
+
+
+def test_sources_report_and_filters_load_no_beam() -> None:
+    """sources/ is plain Python (Beam only for a remote path, when met); report/ and filters/ never run a job."""
+    loaded = _modules_after("import sources.stage, sources.readers, report.stage, report.mixture, filters.quality")
+    assert not any(m == "apache_beam" or m.startswith("apache_beam.") for m in loaded)

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from data_specs.errors import GlamkitError
 from data_specs.hashing import hash_value
 from data_specs.loader import load_spec, to_plain
@@ -42,8 +44,6 @@ def model_config(spec: TrainSpec) -> ModelConfig:
 
 def resolved_yaml(spec: TrainSpec, shards: str | Path | None = None) -> str:
     """The resolved config (defaults filled in) as saved in the run: what actually trained."""
-    import yaml
-
     plain = to_plain(dataclasses.replace(spec, shards=str(shards) if shards else spec.shards))
     return yaml.safe_dump(plain, sort_keys=False)
 

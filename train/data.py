@@ -24,7 +24,6 @@ from data_specs.shards import ShardManifest
 from train.order import RowPermutation
 
 Batch = dict[str, np.ndarray]  # tokens, segment_ids, positions, targets, weights, components: [rows, seq_len]
-BATCH_FIELDS = ("tokens", "segment_ids", "positions", "targets", "weights", "components")
 
 
 def load_manifest(shards_dir: str | Path) -> ShardManifest:

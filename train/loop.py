@@ -24,14 +24,16 @@ from typing import Any
 import jax
 import numpy as np
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.specs import TrainSpec
+from model.info import model_info
 from train.checkpoint import Checkpointer
 from train.config import check_spec, model_config, resolved_yaml, spec_hash
 from train.data import BatchOrder, BatchStream, ShardSplit, validation_batches
 from train.hosts import PreemptionWatch, from_primary, is_primary
 from train.mesh import batch_sharding, build_mesh, data_parallel_size, global_batch
-from train.metrics import MetricsLogger, peak_flops_per_device
+from train.metrics import MetricsLogger, peak_flops_per_device, read_metrics
 from train.optim import make_optimizer, make_schedule
 from train.step import init_state, make_eval_step, make_train_step, state_layout
 
@@ -72,7 +74,6 @@ class Trainer:
         self.is_main = is_primary()
         self.metrics = MetricsLogger(self.run_dir, tensorboard=tensorboard, enabled=self.is_main)
         self.checkpoints = Checkpointer(self.run_dir / "checkpoints", spec.checkpoint.keep, spec.checkpoint.verify)
-        from model.info import model_info
 
         self.flops_per_token = model_info(self.config, spec.seq_len)["flops_per_token"]
         self.peak_flops = peak_flops_per_device(jax.devices()[0], spec.peak_flops_per_device) * jax.device_count()
@@ -102,7 +103,7 @@ class Trainer:
         spec = self.spec
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if self.is_main:
-            (self.run_dir / "config.yaml").write_text(resolved_yaml(spec, self.shards_dir))
+            fileio.write_text(self.run_dir / "config.yaml", resolved_yaml(spec, self.shards_dir))
         state, meta = self.restore_or_init()
         step, position, rollbacks = int(meta["step"]), int(meta["data_position"]), int(meta.get("rollbacks", 0))
         self.metrics.truncate_after(step)
@@ -243,7 +244,5 @@ class Trainer:
 
 
 def _read_losses(run_dir: Path) -> list[float]:
-    from train.metrics import read_metrics
-
     path = run_dir / "metrics.jsonl"
     return [r["loss"] for r in read_metrics(run_dir)] if path.exists() else []

@@ -25,7 +25,11 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from data_specs.errors import GlamkitError
+from data_specs.loader import parse_set_args
+from train.config import load_train_spec, model_config
 
 FIT_FRACTION = 0.9
 MIN_TOKENS_PER_DEVICE = 8192
@@ -95,11 +99,9 @@ def plan_step(spec: Any, device_memory_gb: float) -> dict[str, Any]:
     """The plan of `spec`'s training step on the devices this process sees (see the module docstring)."""
     import jax
     import jax.numpy as jnp
-    import numpy as np
     from flax import nnx
 
     from model.transformer import Transformer
-    from train.config import model_config
     from train.mesh import batch_sharding, build_mesh, data_parallel_size
     from train.optim import make_optimizer, make_schedule
     from train.step import make_train_step, state_layout
@@ -213,9 +215,6 @@ def plan_in_subprocess(config: str, devices: int, device_memory_gb: float, overr
 
 def main(argv: list[str]) -> int:
     """Child entry point: CONFIG DEVICE_MEMORY_GB [KEY=VALUE ...]; prints the plan as one JSON line."""
-    from data_specs.loader import parse_set_args
-    from train.config import load_train_spec
-
     config, memory, *overrides = argv
     spec = load_train_spec(config, parse_set_args(overrides))
     print(json.dumps(plan_step(spec, float(memory))))

@@ -10,17 +10,21 @@ into the stage folder; wall-clock timings and TensorBoard events go to `RUN/logs
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from data_specs.errors import GlamkitError
-from data_specs.stages import StageContext
+from data_specs.specs import spec_path
+from data_specs.stages import Stage, StageArgs, StageContext, make
+from train.config import load_train_spec
 
 
-def train_stage(ctx: StageContext, train_spec_path: str | Path, shards_dir: str | Path,
+def train_stage(ctx: StageContext, train_spec_path: str | Path, shards_dir: str | Path | None = None,
                 overrides: dict[str, Any] | None = None, progress: bool = True) -> dict[str, Any]:
-    """Train per the spec on `shards_dir`; returns the summary (first/last loss, validation, ...)."""
-    from train.config import load_train_spec
+    """Train per the spec on `shards_dir` (default: the upstream `shards` stage); returns the summary (first/last
+    loss, validation, ...)."""
+    shards_dir = shards_dir if shards_dir is not None else ctx.upstream["shards"]
     from train.loop import Trainer
     from train.mesh import init_distributed
 
@@ -52,22 +56,18 @@ def train_stage(ctx: StageContext, train_spec_path: str | Path, shards_dir: str 
     return summary
 
 
-class _TrainStageFn:
-    """Picklable stage body: trains on the upstream `shards` stage's output."""
-
-    def __init__(self, train_spec: str, shards_stage: str):
-        self.train_spec, self.shards_stage = train_spec, shards_stage
-
-    def __call__(self, ctx: StageContext) -> dict[str, Any]:
-        return train_stage(ctx, self.train_spec, ctx.upstream[self.shards_stage])
+NAME = "train"
+DESCRIPTION = "train the GLaM model on the shards (JAX)"
+VERSION = "1"
 
 
-def make_stage(train_spec: str | Path = "tiny", shards_stage: str = "shards") -> Any:
-    """The recipe's `train` Stage: needs the mix stage; its key covers the resolved train spec."""
-    from data_specs.specs import spec_path
-    from data_specs.stages import Stage
-    from train.config import load_train_spec
-
-    path = spec_path("train", train_spec)
-    return Stage("train", _TrainStageFn(str(path), shards_stage), config=load_train_spec(path),
-                 needs=(shards_stage,), version="1", description="train the GLaM model on the shards (JAX)")
+def make_stage(args: StageArgs) -> Stage:
+    """Needs the mix stage (`shards`); the key covers the resolved train spec. Standalone (the study's seeds): trains
+    on RUN/shards, fingerprinting its manifest."""
+    path = spec_path("train", args.train)
+    overrides = dict(args.overrides) or None
+    shards = Path(args.run_dir) / "shards"
+    run = partial(train_stage, train_spec_path=str(path), shards_dir=shards if args.standalone else None,
+                  overrides=overrides)
+    return make(NAME, run, load_train_spec(path, overrides), args, needs=("shards",), version=VERSION,
+                description=DESCRIPTION, standalone_inputs=(shards / "manifest.json",))

@@ -20,8 +20,8 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from data_specs.specs import LossSpec
 from model.config import ModelConfig
-from model.sharding import create_sharded_model, param_specs
-from model.transformer import Transformer
+from model.sharding import param_specs
+from model.transformer import Transformer, create_sharded_model
 from train.losses import chunked_token_terms, objective, per_component
 from train.optim import state_specs
 

@@ -1,5 +1,6 @@
 """Document records and token shards: round trips, byte-stable writers, and no partial files."""
 
+import hashlib
 from pathlib import Path
 
 import pyarrow as pa
@@ -88,3 +89,13 @@ def test_shard_schema_and_manifest_round_trip() -> None:
     assert again == manifest
     assert again.split_files("validation") == ["validation-00000.arrow"]
     assert "time" not in manifest.to_json()
+
+
+def test_jsonl_gz_bytes_are_the_ones_runs_hold(tmp_path: Path) -> None:
+    """The digest the writer gave before issue 21 moved it onto data_specs.io: deflate's bytes depend on where its
+    input is cut, so a change of write pattern would change every run's sources/*.jsonl.gz."""
+    docs = [Document(f"t/{i}", "books", "t", f"word{i} " * (i % 97 + 1) + "é\n", None, {"k": str(i)})
+            for i in range(3000)]
+    write_jsonl_gz(tmp_path / "d.jsonl.gz", docs)
+    digest = hashlib.sha256((tmp_path / "d.jsonl.gz").read_bytes()).hexdigest()
+    assert digest == "6de83538add4668c4320cf27fe1ed69a54de4a7202fdf3e7adec68cba984c912"

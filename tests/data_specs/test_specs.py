@@ -122,3 +122,12 @@ def test_specs_are_frozen() -> None:
 def test_unknown_spec_name_lists_the_known_ones() -> None:
     with pytest.raises(SpecError, match=r"no mixtures spec named 'nope' \(have: demo, glam\)"):
         specs.load("mixtures", "nope")
+
+
+def test_component_literal_lists_the_components_in_order() -> None:
+    """`Component` must be a Literal for typing; it spells COMPONENTS out again, so the two are checked equal."""
+    from typing import get_args
+
+    from data_specs.records import COMPONENTS
+
+    assert get_args(specs.Component) == COMPONENTS

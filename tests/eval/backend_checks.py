@@ -21,8 +21,8 @@ class Direct:
     def __init__(self, run: Path) -> None:
         import jax
 
+        from data_specs.tokenizer import load_tokenizer
         from eval.model_loader import load_trained
-        from pipelines.tokenizer import load_tokenizer
 
         self.forward, self.params, spec = load_trained(run / "train")
         self.context = spec.seq_len

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from model.cli import register
+from glamkit.commands.model import register
 from model.info import model_info
 from model.presets import PAPER_PARAMS, PRESETS, get_config
 

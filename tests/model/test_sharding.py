@@ -52,7 +52,8 @@ SCRIPT = textwrap.dedent("""
     from jax.sharding import NamedSharding, PartitionSpec as P
     from model.config import ModelConfig
     from model.moe import MoE
-    from model.sharding import create_sharded_model, make_mesh, shard_model
+    from model.sharding import make_mesh, shard_model
+    from model.transformer import create_sharded_model
     from model.transformer import Transformer
 
     assert jax.device_count() == 8, jax.devices()

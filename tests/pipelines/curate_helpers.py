@@ -21,7 +21,8 @@ def build_demo_run(sources_run: Path, run_dir: Path) -> Path:
     import shutil
 
     from data_specs import specs
-    from pipelines.classifier_job import load_sources, train
+    from filters.classifier_train import train
+    from sources.stage import load_sources
 
     shutil.copytree(sources_run / "sources", run_dir / "sources")
     build_tasks(run_dir, "demo")
@@ -47,7 +48,7 @@ def tree_digest(folder: Path) -> dict[str, str]:
 
 
 def curate_cmd(spec: str | Path, run_dir: Path, *beam_args: str) -> list[str]:
-    return [PYTHON, "-m", "pipelines.curate_cli", "--spec", str(spec), "--run", str(run_dir), *beam_args]
+    return [PYTHON, "-m", "glamkit.cli", "curate", "--spec", str(spec), "--run", str(run_dir), *beam_args]
 
 
 def run_curate(spec: str | Path, run_dir: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -18,13 +18,18 @@ from data_specs.errors import GlamkitError
 from data_specs.records import Document
 from data_specs.specs import DedupSpec, KeepRuleSpec
 from data_specs.stages import MARKER
-from pipelines import curate as job
-from pipelines import curate_core as core
-from pipelines import dedup, job_checks
-from pipelines.beam_options import RUNNER_OPTION_MODULES, declared_flags, options_parser, pipeline_options
+from pipelines.beam import checks as job_checks
+from pipelines.beam.options import RUNNER_OPTION_MODULES, declared_flags, options_parser, pipeline_options
+from pipelines.curate import core, job, schema
+from pipelines.curate.checks import check_curated
+from pipelines.curate.plan import CuratePlan
+from pipelines.dedup import config as dedup
+from pipelines.dedup.features import CuratedFeatures
+from pipelines.dedup.job import _apply
+from pipelines.dedup.summary import snippet
 from tests.pipelines.immutability import unchanged
 
-FILES = {"samples": job.SAMPLES_FILE, "dead": job.DEAD_LETTER_FILE}
+FILES = {"samples": schema.SAMPLES_FILE, "dead": schema.DEAD_LETTER_FILE}
 
 
 class _LongWordShare:
@@ -51,9 +56,9 @@ def records(read) -> list[core.RawRecord]:
             core.RawRecord("gensim-enwiki", "wikipedia", "x.parquet:rg0:row0", {**row, "id": b"gensim-enwiki/row"})]
 
 
-def _plan(out: Path) -> job.CuratePlan:
+def _plan(out: Path) -> CuratePlan:
     spec = specs.load("mixtures", "demo")
-    return job.CuratePlan(
+    return CuratePlan(
         splits=(), components=("wikipedia", "forums"), rules={c: spec.rules_for(c) for c in ("wikipedia", "forums")},
         quality_components=("forums",), keep=KeepRuleSpec(kind="threshold", threshold=0.45), classifier_dir=None,
         out_dir=str(out), num_shards=2, samples_per_reason=2, seed=5, eval_holdout_fraction=0.15,
@@ -87,15 +92,15 @@ def test_curate_functions_leave_their_inputs_unchanged(records: list[core.RawRec
     victim = dedup.node_of(config.rank_of(alive[0].component), alive[0].doc.id)
     index = (np.array([dedup.node_key(victim)], np.int64).tobytes(),
              np.array([dedup.REASONS.index(dedup.NEAR)], np.int64).tobytes())
-    features = dedup._CuratedFeatures(config)
+    features = CuratedFeatures(config)
     judged = []
     for it in items:
-        with unchanged("dedup._CuratedFeatures", it):
+        with unchanged("CuratedFeatures", it):
             list(features.process(it))
-        with unchanged("dedup._snippet", it):
-            list(dedup._snippet(it, {"roots": {alive[0].doc.id}}))
-        with unchanged("dedup._apply", it, index):
-            judged.append(dedup._apply(it, config, index))
+        with unchanged("snippet", it):
+            list(snippet(it, {"roots": {alive[0].doc.id}}))
+        with unchanged("_apply", it, index):
+            judged.append(_apply(it, config, index))
     assert judged[items.index(alive[0])].drop_reason == dedup.NEAR and alive[0].alive
 
     scorer = _LongWordShare()
@@ -115,7 +120,7 @@ def test_curate_functions_leave_their_inputs_unchanged(records: list[core.RawRec
         score.start_bundle()
         finished = [o for it in judged for o in score.process(it)] + _tagged(list(score.finish_bundle()))[None]
     assert sorted(it.locator for it in finished) == sorted(it.locator for it in judged)
-    assert any(it.drop_reason == core.QUALITY_REASON for it in finished)
+    assert any(it.drop_reason == schema.QUALITY_REASON for it in finished)
 
     route = job._Route(plan)
     with unchanged("_Route", finished):
@@ -151,18 +156,18 @@ def test_curate_functions_leave_their_inputs_unchanged(records: list[core.RawRec
             outcomes = stats_fn.add_input(outcomes, o)
     keep_rules = {"forums": core.keep_summary(plan.keep, None)}
     with unchanged("_WriteStats", reads, outcomes, keep_rules):
-        job._WriteStats(plan).process(None, reads, outcomes, [], keep_rules)
-    stats = json.loads((tmp_path / job.STATS_FILE).read_text())
-    job_checks.check_curated(plan, stats, FILES)  # what the job checks after the runner's success
+        job._WriteStats(plan).process(None, reads, outcomes, None, keep_rules)
+    stats = json.loads((tmp_path / schema.STATS_FILE).read_text())
+    check_curated(plan, stats, FILES)  # what the job checks after the runner's success
 
-    (tmp_path / "dropped" / "forums" / core.shard_name(2, 1)).unlink()
+    (tmp_path / "dropped" / "forums" / schema.shard_name(2, 1)).unlink()
     with pytest.raises(job_checks.OutputCheckError, match=r"missing dropped/forums/part-00001-of-00002\.parquet"):
-        job_checks.check_curated(plan, stats, FILES)
-    with gzip.open(tmp_path / job.DEAD_LETTER_FILE, "wb") as f:
+        check_curated(plan, stats, FILES)
+    with gzip.open(tmp_path / schema.DEAD_LETTER_FILE, "wb") as f:
         f.write(b"")
     with pytest.raises(job_checks.OutputCheckError, match=r"dead_letter\.jsonl\.gz holds 0 records, stats\.json "
                                                           r"counts 1 errored"):
-        job_checks.check_curated(plan, stats, FILES)
+        check_curated(plan, stats, FILES)
 
 
 def test_a_record_cannot_be_changed(records: list[core.RawRecord]) -> None:
@@ -229,7 +234,7 @@ RUNNER_FLAGS = {
 @pytest.mark.parametrize("runner", sorted(RUNNER_FLAGS))
 def test_glamkit_curate_accepts_each_runners_options(runner: str) -> None:
     from glamkit.cli import Parser
-    from pipelines import curate_cli
+    from glamkit.commands import curate as curate_cli
 
     flags = RUNNER_FLAGS[runner]
     parser = Parser(prog="glamkit")

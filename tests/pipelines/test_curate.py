@@ -20,8 +20,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipelines.curate import STAGE_NAME, STATS_FILE
-from pipelines.curate_core import CURATED_SCHEMA, DROP_REASONS, DROPPED_SCHEMA
+from pipelines.curate.schema import CURATED_SCHEMA, DROP_REASONS, DROPPED_SCHEMA, STATS_FILE
+from pipelines.curate.stage import STAGE_NAME
 from tests.conftest import REPO
 from tests.pipelines.curate_helpers import (
     build_demo_run,
@@ -214,7 +214,7 @@ def test_portable_runner_with_external_worker_pool(demo_run: Path, tmp_path: Pat
 def test_top_fraction_keep_rule_uses_a_component_wide_cutoff(demo_run: Path, tmp_path: Path) -> None:
     """top_fraction needs every score of the component (a side input): it keeps exactly round(fraction x scored)."""
     from data_specs import specs
-    from pipelines.curate import curate
+    from pipelines.curate.job import curate
 
     spec_path = tmp_path / "top.yaml"
     spec_path.write_text(SMALL_MIXTURE.replace("{kind: pareto, alpha: 9.0, seed: 7}",
@@ -238,7 +238,7 @@ def test_alpha_auto_is_fitted_on_the_scored_pages_and_applied(demo_run: Path, tm
 
     from data_specs import specs
     from filters.keep import keep_probability, pareto_keep
-    from pipelines.curate import curate
+    from pipelines.curate.job import curate
 
     spec_path = tmp_path / "auto.yaml"
     spec_path.write_text(SMALL_MIXTURE.replace("{kind: pareto, alpha: 9.0, seed: 7}", keep))

@@ -16,8 +16,9 @@ import pytest
 
 from data_specs import specs
 from data_specs.errors import GlamkitError
-from pipelines import curate_core as core
-from pipelines.curate import curate
+from pipelines.curate import core, schema
+from pipelines.curate import stats as curate_stats
+from pipelines.curate.job import curate
 
 MIXTURE = """
 name: dead-letter
@@ -77,13 +78,13 @@ def test_decode_parquet_row_with_binary_fields() -> None:
 
 def test_conservation_failure_is_loud() -> None:
     stats: dict = {}
-    core.add_read(stats, "web", "src", 3)
-    core.add_outcome(stats, ("web", "src", "kept", None, 10, 10, None))
-    core.add_outcome(stats, ("web", "src", "dropped", "min_words", 10, 0, None))
-    with pytest.raises(core.ConservationError, match="web: read 3 != kept 1 \\+ dropped 1 \\+ errored 0"):
-        core.finish_stats(stats, ["web"])
-    core.add_outcome(stats, ("web", "src", "errored", None, 5, 0, None))
-    assert core.finish_stats(stats, ["web"])["components"]["web"]["read"] == 3
+    curate_stats.add_read(stats, "web", "src", 3)
+    curate_stats.add_outcome(stats, ("web", "src", "kept", None, 10, 10, None))
+    curate_stats.add_outcome(stats, ("web", "src", "dropped", "min_words", 10, 0, None))
+    with pytest.raises(curate_stats.ConservationError, match="web: read 3 != kept 1 \\+ dropped 1 \\+ errored 0"):
+        curate_stats.finish_stats(stats, ["web"])
+    curate_stats.add_outcome(stats, ("web", "src", "errored", None, 5, 0, None))
+    assert curate_stats.finish_stats(stats, ["web"])["components"]["web"]["read"] == 3
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +153,7 @@ def test_bad_records_go_to_dead_letter_and_the_job_succeeds(dead_letter_run) -> 
     assert {r["id"]: r["drop_reason"] for r in dropped}["w/cp1252"] == "language"
     with gzip.open(out / "samples" / "dropped.jsonl.gz", "rt") as f:
         huge = [json.loads(line) for line in f if '"w/huge"' in line]
-    assert huge[0]["text_truncated"] and len(huge[0]["text"]) == core.SAMPLE_TEXT_CHARS
+    assert huge[0]["text_truncated"] and len(huge[0]["text"]) == schema.SAMPLE_TEXT_CHARS
 
 
 def test_real_documents_survive_next_to_bad_ones(dead_letter_run) -> None:
@@ -165,7 +166,7 @@ def test_real_documents_survive_next_to_bad_ones(dead_letter_run) -> None:
 # ------------------------------------------------------------------------------------------------ CLI
 def _parse(argv: list[str]):
     from glamkit.cli import Parser
-    from pipelines import curate_cli
+    from glamkit.commands import curate as curate_cli
 
     parser = Parser(prog="glamkit")
     sub = parser.add_subparsers(dest="command", parser_class=Parser)
@@ -181,7 +182,7 @@ def test_cli_passes_beam_options_through() -> None:
 
 
 def test_cli_refuses_unknown_beam_option() -> None:
-    from pipelines.beam_options import pipeline_options
+    from pipelines.beam.options import pipeline_options
 
     with pytest.raises(GlamkitError, match="--direct_num_worker=2"):
         pipeline_options(["--direct_num_worker=2"])
@@ -194,6 +195,6 @@ def test_cli_help_has_an_example() -> None:
 
     from tests.conftest import PYTHON, REPO
 
-    out = subprocess.run([PYTHON, "-m", "pipelines.curate_cli", "--help"], cwd=REPO, capture_output=True, text=True,
+    out = subprocess.run([PYTHON, "-m", "glamkit.cli", "curate", "--help"], cwd=REPO, capture_output=True, text=True,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0 and "Example" in out.stdout and "--direct_num_workers" in out.stdout

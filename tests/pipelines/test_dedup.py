@@ -21,7 +21,7 @@ from data_specs.records import Document, read_jsonl_gz, write_jsonl_gz
 from filters import dedup as fd
 from filters.dedup import task_folder_texts as task_texts
 from filters.holdout import is_eval_holdout
-from pipelines.curate import curate
+from pipelines.curate.job import curate
 from tests.pipelines.curate_helpers import build_tasks, tree_digest
 from tests.pipelines.dedup_helpers import perturb
 
@@ -154,7 +154,7 @@ def test_dedup_section_for_the_report(planted: dict) -> None:
     assert 0 < len(top) <= 10 and [c["size"] for c in top] == sorted((c["size"] for c in top), reverse=True)
     assert all(c["snippet"] and c["survivor"] == c["members"][0] for c in top)
     assert sum(dedup["cluster_sizes"].values()) >= len(top)
-    from pipelines.report import dedup_section
+    from report.mixture import dedup_section
 
     assert dedup_section(planted["stats"]) == dedup
 

@@ -1,5 +1,5 @@
-"""Connected components in Beam (pipelines.dedup.ConnectedComponents, on packed integer edges): every node of a
-component gets the component's smallest node, whether the large-star / small-star rounds converge or the residual
+"""Connected components in Beam (pipelines.dedup.components.ConnectedComponents, on packed integer edges): every node
+of a component gets the component's smallest node, whether the large-star / small-star rounds converge or the residual
 union-find has to finish, and whatever the number of partitions."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import apache_beam as beam
 import pytest
 from apache_beam.testing.util import assert_that, equal_to
 
-from pipelines.beam_options import pipeline_options
-from pipelines.components import ConnectedComponents, PackEdges
-from pipelines.packs import pairs_of
+from pipelines.beam.options import pipeline_options
+from pipelines.dedup.components import ConnectedComponents, PackEdges
+from pipelines.dedup.packs import pairs_of
 
 
 def _graph() -> tuple[list[tuple[int, int]], dict[int, int]]:

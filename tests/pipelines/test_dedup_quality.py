@@ -15,7 +15,7 @@ import pytest
 from data_specs.records import Document, read_jsonl_gz, write_jsonl_gz
 from data_specs.specs import DedupSpec
 from filters import dedup as fd
-from pipelines.dedup import dedup_files_job
+from pipelines.dedup.job import dedup_files_job
 from tests.pipelines.dedup_helpers import perturb
 
 pytestmark = pytest.mark.slow

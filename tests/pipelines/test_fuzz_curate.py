@@ -18,16 +18,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from data_specs import io as fileio
 from data_specs.errors import GlamkitError
 from data_specs.specs import RulesSpec
-from pipelines import curate_core as core
+from pipelines.curate import core
+from pipelines.curate import stats as curate_stats
 from tests.conftest import FUZZ_MULTIPLIER
-from tests.pipelines.fuzz_inputs import _parquet, mutations, record_lines
-from tests.pipelines.fuzz_rule import check_failure
+from tests.sources.fuzz_inputs import _parquet, mutations, record_lines
+from tests.sources.fuzz_rule import check_failure
 
 pytestmark = [pytest.mark.fuzz]
 SOURCE, COMPONENT = "lee-background", "news"
-DEAD_LETTER_KINDS = {"bad_json", "schema", "invalid_utf8", "invalid_unicode"}  # curate_core.RecordError's prefixes
+DEAD_LETTER_KINDS = {"bad_json", "schema", "invalid_utf8", "invalid_unicode"}  # curate.core.RecordError prefixes
 
 
 def curate_file(path: Path, out: Path) -> dict:
@@ -40,17 +42,17 @@ def curate_file(path: Path, out: Path) -> dict:
     items: list[core.Curated] = []
     for split in splits:
         for batch in core.read_split(split, 8):
-            core.add_read(stats, COMPONENT, SOURCE, len(batch))
+            curate_stats.add_read(stats, COMPONENT, SOURCE, len(batch))
             items += core.pre_dedup(batch, {COMPONENT: RulesSpec(min_words=30)}, (1234, 0.05))
     for it in items:
-        core.add_outcome(stats, core.stat_of(it))
-    final = core.finish_stats(stats, [COMPONENT])  # ConservationError if a record went missing
+        curate_stats.add_outcome(stats, curate_stats.stat_of(it))
+    final = curate_stats.finish_stats(stats, [COMPONENT])  # ConservationError if a record went missing
     by = {k: [it for it in items if it.outcome == k] for k in ("kept", "dropped", "errored")}
     core.write_table_atomic(str(out / "kept.parquet"), core.curated_table(sorted(by["kept"], key=core.sort_key)))
     core.write_table_atomic(str(out / "dropped.parquet"),
                             core.dropped_table(sorted(by["dropped"], key=core.sort_key)))
-    core.write_jsonl_gz_atomic(str(out / "dead.jsonl.gz"), [core.dead_letter_record(it) for it in by["errored"]])
-    core.write_jsonl_gz_atomic(str(out / "samples.jsonl.gz"), [core.sample_record(it) for it in by["dropped"]])
+    fileio.write_jsonl_gz(str(out / "dead.jsonl.gz"), [core.dead_letter_record(it) for it in by["errored"]])
+    fileio.write_jsonl_gz(str(out / "samples.jsonl.gz"), [core.sample_record(it) for it in by["dropped"]])
     assert pq.read_metadata(out / "kept.parquet").num_rows == final["components"][COMPONENT]["kept"]
     with gzip.open(out / "dead.jsonl.gz", "rt", encoding="utf-8") as f:
         dead = [json.loads(line) for line in f]

@@ -13,7 +13,7 @@ import pytest
 
 from data_specs import SPEC_ROOT, specs
 from glamkit.cli import main
-from tests.pipelines.fuzz_inputs import record_lines
+from tests.sources.fuzz_inputs import record_lines
 
 pytestmark = [pytest.mark.fuzz]
 

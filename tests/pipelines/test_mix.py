@@ -26,8 +26,12 @@ import pytest
 from data_specs import specs
 from data_specs.hashing import uniform
 from data_specs.shards import SHARD_SCHEMA, ShardManifest
-from pipelines import mix, mix_cli, report, tokenizer
-from pipelines.mix_plan import MIX_PURPOSE, TRAIN, VALIDATION, copies, curated_files, iter_curated, split_of
+from data_specs.tokenizer import load_tokenizer
+from glamkit.commands import mix as mix_cli
+from pipelines.curate.schema import curated_files, iter_curated
+from pipelines.mix import stage as mix_stage
+from pipelines.mix.rates import MIX_PURPOSE, TRAIN, VALIDATION, copies, split_of
+from report import stage as report_stage
 from tests.conftest import PYTHON, REPO
 from tests.pipelines.curate_helpers import env, tree_digest
 
@@ -36,7 +40,7 @@ SPEC = "demo"
 
 
 def _cli(run: Path, *args: str) -> list[str]:
-    return [PYTHON, "-m", "pipelines.mix_cli", *args, "--spec", SPEC, "--run", str(run)]
+    return [PYTHON, "-m", "glamkit.cli", *args, "--spec", SPEC, "--run", str(run)]
 
 
 @pytest.fixture(scope="session")
@@ -121,7 +125,7 @@ def test_no_validation_document_in_training(unpacked, manifest: ShardManifest) -
 def test_packing_neither_loses_nor_duplicates_a_token(mixed_run: Path, unpacked, manifest: ShardManifest) -> None:
     """Every curated document: its expected copies (from the rule and the manifest's thresholds) are in the shards,
     every position exactly that many times with the right token; unpacked and detokenized it is the document."""
-    sp = tokenizer.load_tokenizer(mixed_run / "tokenizer").processor()
+    sp = load_tokenizer(mixed_run / "tokenizer").processor()
     eos, vf, seed = manifest.extra["eos_id"], manifest.extra["validation_fraction"], manifest.seed
     seen = {TRAIN: set(), VALIDATION: set()}
     checked = 0
@@ -190,7 +194,7 @@ def _swap_out(run: Path) -> None:
 
 
 def test_rerun_is_byte_identical(mixed_run: Path, reference) -> None:
-    result = mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), mix.STAGE_NAME, mix.make_stage,
+    result = mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), mix_stage,
                                force=True)
     assert result.state == "ran"
     assert tree_digest(mixed_run / "shards") == reference[1]
@@ -262,17 +266,28 @@ def test_report_html_is_self_contained(mixed_run: Path) -> None:
 
 def test_report_is_byte_identical_on_rerun(mixed_run: Path) -> None:
     before = tree_digest(mixed_run / "report")
-    mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), report.STAGE_NAME, report.make_stage, force=True)
+    mix_cli.run_stage(mixed_run, specs.spec_path("mixtures", SPEC), report_stage,
+                      force=True)
     assert tree_digest(mixed_run / "report") == before
 
 
 def test_report_shows_dedup_clusters_when_curate_has_them(mixed_run: Path) -> None:
-    from pipelines.report_html import render
+    from report.html import render
 
     r = json.loads((mixed_run / "report" / "report.json").read_text())
     r["dedup"] = {"cluster_sizes": {"2": 40, "3": 6, "10": 1}}
     page = render(r)
     assert 'data-plot="dedup"' in page and "dedup not run" not in page
+
+
+def test_report_draws_an_unfitted_auto_alpha(mixed_run: Path) -> None:
+    """alpha "auto" that curation never fitted (no page reached the score): the curve is left out, no crash."""
+    from report.html import render
+
+    r = json.loads((mixed_run / "report" / "report.json").read_text())
+    r["keep_rule"] = {"kind": "pareto", "alpha": "auto", "from": "spec"}
+    r["keep_curve"] = None
+    assert "<html" in render(r)
 
 
 def test_headless_chromium_sees_every_plot_drawn(mixed_run: Path, tmp_path: Path) -> None:

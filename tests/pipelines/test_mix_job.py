@@ -12,7 +12,7 @@ import pytest
 
 from data_specs import specs
 from data_specs.shards import ShardManifest
-from pipelines import mix
+from pipelines.mix import job as mix
 from pipelines.tokenizer import build_tokenizer
 from tests.pipelines.test_tokenizer import SOURCES, _read
 
@@ -21,7 +21,7 @@ from tests.pipelines.test_tokenizer import SOURCES, _read
 def small_run(tmp_path_factory) -> Path:
     import pyarrow.parquet as pq
 
-    from pipelines.curate_core import CURATED_SCHEMA
+    from pipelines.curate.schema import CURATED_SCHEMA
 
     run = tmp_path_factory.mktemp("mixjob")
     for source, component in SOURCES.items():

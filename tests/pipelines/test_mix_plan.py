@@ -14,18 +14,16 @@ from data_specs import specs
 from data_specs.errors import GlamkitError
 from data_specs.hashing import uniform
 from data_specs.shards import SHARD_SCHEMA
-from pipelines.mix_plan import (
+from pipelines.mix.rates import (
     MIX_PURPOSE,
     VALIDATION,
     calibrate_threshold,
     component_rate,
     copies,
-    format_epochs,
-    parse_tokens,
     split_of,
 )
-from pipelines.packing import Unit, pack, permute_index, rows_table, shuffle_key, write_ipc
-from pipelines.report import plan_report, save_plan
+from pipelines.mix.rows import Unit, pack, permute_index, rows_table, shuffle_key, write_ipc
+from report.plan import format_epochs, parse_tokens, plan_report, save_plan
 
 
 def _docs(n: int, seed: int = 0, big: int = 5000) -> list[tuple[str, int]]:

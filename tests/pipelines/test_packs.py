@@ -1,5 +1,5 @@
-"""Packs (pipelines.packs): rows survive packing and unpacking whole, each in the partition of its key, and a Packer
-run through Beam emits one pack per partition however many elements fed it."""
+"""Packs (pipelines.dedup.packs): rows survive packing and unpacking whole, each in the partition of its key, and a
+Packer run through Beam emits one pack per partition however many elements fed it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import apache_beam as beam
 import numpy as np
 from apache_beam.testing.util import assert_that
 
-from pipelines import packs
-from pipelines.beam_options import pipeline_options
+from pipelines.beam.options import pipeline_options
+from pipelines.dedup import packs
 
 
 def test_rows_come_back_whole_in_their_partition() -> None:

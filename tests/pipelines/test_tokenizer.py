@@ -13,24 +13,17 @@ import pytest
 
 from data_specs import specs
 from data_specs.errors import GlamkitError
-from pipelines.curate_core import CURATED_SCHEMA
-from pipelines.tokenizer import (
-    EOS_ID,
-    PAD_ID,
-    UNK_ID,
-    build_tokenizer,
-    load_tokenizer,
-    read_curated_texts,
-    sample_pieces,
-    text_pieces,
-)
+from data_specs.tokenizer import EOS_ID, PAD_ID, UNK_ID, load_tokenizer
+from pipelines.curate.schema import CURATED_SCHEMA
+from pipelines.tokenizer import build_tokenizer, read_curated_texts, sample_pieces, text_pieces
 
 SOURCES = {"botchan": "books", "lee-background": "news", "mini-newsgroup": "forums"}
 
 
 def _read(name: str) -> list:
     """One source's documents, read by the sources code from its cached package (seconds, not the whole demo)."""
-    from pipelines.sources import SourceStats, fetch_sources, read_source, resolve_files
+    from sources.read import SourceStats, read_source
+    from sources.resolve import fetch_sources, resolve_files
 
     spec = specs.load("sources", name)
     fetch_sources([spec])

@@ -18,7 +18,7 @@ from train.metrics import read_metrics
 
 @pytest.mark.slow
 def test_cli_run_learns_more_than_token_frequencies(demo_shards, tmp_path, capsys):
-    from train import cli
+    from glamkit.commands import train as cli
     from train.data import ShardSplit, unigram_entropy
 
     parser = argparse.ArgumentParser()
