@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
+import struct
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -149,7 +150,7 @@ def load_bunch(blob: bytes, path: str) -> dict[str, Any]:
     try:
         bunch = BunchUnpickler(io.BytesIO(blob), encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError, IndexError,
-            OverflowError, RecursionError, MemoryError) as exc:
+            OverflowError, RecursionError, MemoryError, struct.error) as exc:  # struct.error: an opcode's argument cut
         raise GlamkitError(f"{path}: byte 0: not a pickled Bunch of posts: {type(exc).__name__}: "
                            f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     if not isinstance(bunch, dict) or not isinstance(bunch.get("data"), list):

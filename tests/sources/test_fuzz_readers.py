@@ -119,6 +119,15 @@ def test_mutated_pickles_never_reach_past_the_allow_list() -> None:
     case()
 
 
+@pytest.mark.parametrize("data", [b"\x95\x00", b"J\x00"], ids=["frame-cut", "binint-cut"])
+def test_a_pickle_cut_inside_an_opcode_argument_fails_in_one_line(data: bytes) -> None:
+    """Found by the fuzzer once the suite moved (new derandomized inputs): struct.error escaped the Unpickler."""
+    from sources.readers.usenet import load_bunch
+
+    with pytest.raises(GlamkitError, match=r"^mini_newsgroup: byte 0: not a pickled Bunch of posts: error: unpack"):
+        load_bunch(data, "mini_newsgroup")
+
+
 def test_writer_takes_what_a_reader_yields(tmp_path: Path) -> None:
     """Surrogates never reach a writer: the reader repairs them and counts the document."""
     path = tmp_path / "scraped.jsonl"
