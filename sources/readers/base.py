@@ -201,6 +201,23 @@ def bounded_lines(stream: IO[bytes], limit: int) -> Iterator[bytes | None]:
         yield line
 
 
+def numbered_lines(path: str, ctx: ReadContext, limit: int) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of a text file, compressed or not (`open_stream`), from 1: a line over `limit` bytes is
+    counted `too_large` and skipped; a stream that stops decompressing is counted (`ctx.broken`) naming the line it
+    stopped after."""
+    with open_stream(path, ctx) as (stream, raw):
+        lineno = 0
+        try:
+            for line in bounded_lines(stream, limit):
+                lineno += 1
+                if line is None:
+                    ctx.error("too_large", f"{path}:{lineno}", f"line over {limit} bytes")
+                    continue
+                yield lineno, line
+        except DECOMPRESS_ERRORS as exc:
+            ctx.broken(exc, f"{path} at {offset(raw)} (after line {lineno})")
+
+
 def offset(raw: IO[bytes]) -> str:
     try:
         return f"byte {raw.tell()}"

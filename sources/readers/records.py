@@ -17,13 +17,10 @@ import pyarrow.parquet as pq
 from data_specs import io as fileio
 from data_specs.records import DOCUMENT_SCHEMA, Document, json_value
 from sources.readers.base import (
-    DECOMPRESS_ERRORS,
     MiB,
     ReadContext,
-    bounded_lines,
     check_size,
-    offset,
-    open_stream,
+    numbered_lines,
 )
 from sources.readers.tabular import domain
 
@@ -43,26 +40,17 @@ def read_records(path: str, ctx: ReadContext) -> Iterator[Document]:
     id_field = ctx.opt("id_field", "id")
     limit = int(ctx.opt("max_doc_bytes", 256 * MiB))
     name = ctx.relative(path)
-    with open_stream(path, ctx) as (stream, raw):
-        lineno = 0
+    for lineno, line in numbered_lines(path, ctx, limit):
+        if not line.strip():
+            continue
         try:
-            for line in bounded_lines(stream, limit):
-                lineno += 1
-                if line is None:
-                    ctx.error("too_large", f"{path}:{lineno}", f"line over {limit} bytes")
-                    continue
-                if not line.strip():
-                    continue
-                try:
-                    row = json_value(ctx.decode(line, f"{path}:{lineno}"))
-                except json.JSONDecodeError as exc:
-                    ctx.error("bad_json", f"{path}:{lineno}", exc.msg)
-                    continue
-                doc = _document(row, ctx, name, lineno, text_field, url_field, id_field, path)
-                if doc is not None:
-                    yield doc
-        except DECOMPRESS_ERRORS as exc:
-            ctx.broken(exc, f"{path} at {offset(raw)} (after line {lineno})")
+            row = json_value(ctx.decode(line, f"{path}:{lineno}"))
+        except json.JSONDecodeError as exc:
+            ctx.error("bad_json", f"{path}:{lineno}", exc.msg)
+            continue
+        doc = _document(row, ctx, name, lineno, text_field, url_field, id_field, path)
+        if doc is not None:
+            yield doc
 
 
 def _parquet_records(path: str, ctx: ReadContext) -> Iterator[Document]:

@@ -25,11 +25,10 @@ from sources.readers.base import (
     DECOMPRESS_ERRORS,
     MiB,
     ReadContext,
-    bounded_lines,
     capped,
     check_size,
     max_ratio,
-    offset,
+    numbered_lines,
     open_stream,
 )
 
@@ -49,19 +48,10 @@ def read_text_lines(path: str, ctx: ReadContext) -> Iterator[Document]:
     limit = int(ctx.opt("max_doc_bytes", 64 * MiB))
     group = ctx.opt("group", ctx.source)
     name = ctx.relative(path)
-    with open_stream(path, ctx) as (stream, raw):
-        lineno = 0
-        try:
-            for line in bounded_lines(stream, limit):
-                lineno += 1
-                if line is None:
-                    ctx.error("too_large", f"{path}:{lineno}", f"line over {limit} bytes")
-                    continue
-                text = ctx.decode(line, f"{path}:{lineno}").strip()
-                if text:
-                    yield ctx.document(f"{name}:{lineno}", text, None, group=group, line=str(lineno))
-        except DECOMPRESS_ERRORS as exc:
-            ctx.broken(exc, f"{path} at {offset(raw)} (after line {lineno})")
+    for lineno, line in numbered_lines(path, ctx, limit):
+        text = ctx.decode(line, f"{path}:{lineno}").strip()
+        if text:
+            yield ctx.document(f"{name}:{lineno}", text, None, group=group, line=str(lineno))
 
 
 def read_labelled_lines(path: str, ctx: ReadContext) -> Iterator[Document]:
